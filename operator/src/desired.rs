@@ -1,0 +1,370 @@
+//! Validate: turn a `FleetPipeline` into the effective, fully defaulted
+//! description the build step works from.
+//!
+//! Every default of the resource lives here, in memory: nothing is written
+//! back to `spec`. This is also where the rules the schema cannot express are
+//! checked (an object stored under an older CRD version may predate a rule).
+
+use crate::crd::{ConcurrencyPolicy, FleetPipeline, JobSpec, JobsSpec, SslMode};
+use crate::duration;
+use fleet_workloads::config::{
+    DatabaseConfig, EventTimeGuardConfig, GeocodingConfig, JobConfig, JobKind, PipelineConfig,
+    RetentionConfig, TARGET_CREDENTIALS_DIR, TargetConfig,
+};
+use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use kube::ResourceExt;
+use std::collections::BTreeMap;
+use thiserror::Error;
+
+pub const DEFAULT_DB_PORT: i32 = 5432;
+pub const DEFAULT_TIME_ZONE: &str = "UTC";
+pub const DEFAULT_WEBHOOK_REPLICAS: i32 = 2;
+pub const DEFAULT_RETENTION_INGESTION_LOG: &str = "90d";
+pub const DEFAULT_RETENTION_REFRESH_LOG: &str = "180d";
+pub const DEFAULT_RETENTION_POSITIONS: &str = "400d";
+pub const DEFAULT_MAX_FUTURE: &str = "48h";
+pub const DEFAULT_NOT_BEFORE: &str = "2020-01-01T00:00:00Z";
+pub const DEFAULT_STARTING_DEADLINE_SECONDS: i64 = 60;
+pub const DEFAULT_HISTORY_LIMIT: i32 = 3;
+pub const DEFAULT_BACKOFF_LIMIT: i32 = 1;
+pub const DEFAULT_ACTIVE_DEADLINE_SECONDS: i64 = 900;
+
+/// A spec the controller cannot act on, with the field at fault.
+#[derive(Debug, Error, PartialEq, Eq)]
+#[error("spec.{field}: {reason}")]
+pub struct InvalidSpec {
+    pub field: String,
+    pub reason: String,
+}
+
+fn invalid(field: impl Into<String>, reason: impl ToString) -> InvalidSpec {
+    InvalidSpec {
+        field: field.into(),
+        reason: reason.to_string(),
+    }
+}
+
+/// One enabled CronJob with every knob resolved.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DesiredJob {
+    pub kind: JobKind,
+    pub schedule: String,
+    pub time_zone: String,
+    pub suspend: bool,
+    pub concurrency_policy: ConcurrencyPolicy,
+    pub starting_deadline_seconds: i64,
+    pub successful_jobs_history_limit: i32,
+    pub failed_jobs_history_limit: i32,
+    pub backoff_limit: i32,
+    pub active_deadline_seconds: i64,
+    pub resources: ResourceRequirements,
+}
+
+/// The webhook, when enabled.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DesiredWebhook {
+    pub replicas: i32,
+    pub require_token: bool,
+}
+
+/// The effective pipeline: what the build step renders into objects.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DesiredPipeline {
+    pub name: String,
+    pub namespace: String,
+    pub suspend: bool,
+    pub image: String,
+    /// Credentials Secret name per target, in spec order.
+    pub target_secrets: Vec<(String, String)>,
+    pub jobs: Vec<DesiredJob>,
+    pub webhook: Option<DesiredWebhook>,
+    pub config: PipelineConfig,
+}
+
+/// Resolve defaults and check what the schema cannot.
+pub fn resolve(fp: &FleetPipeline, default_image: &str) -> Result<DesiredPipeline, InvalidSpec> {
+    let spec = &fp.spec;
+    let name = fp.name_any();
+    let namespace = fp
+        .namespace()
+        .ok_or_else(|| invalid("metadata.namespace", "FleetPipeline must be namespaced"))?;
+    if name.len() > crate::crd::MAX_NAME_LEN {
+        return Err(invalid(
+            "metadata.name",
+            format!("must be at most {} characters", crate::crd::MAX_NAME_LEN),
+        ));
+    }
+    if spec.targets.is_empty() {
+        return Err(invalid("targets", "at least one target is required"));
+    }
+    let suspend = spec.suspend.unwrap_or(false);
+
+    let jobs_spec = spec.jobs.clone().unwrap_or_default();
+    let time_zone = jobs_spec
+        .time_zone
+        .clone()
+        .unwrap_or_else(|| DEFAULT_TIME_ZONE.to_owned());
+    let jobs: Vec<DesiredJob> = JobKind::ALL
+        .into_iter()
+        .filter_map(|kind| {
+            let js = job_spec(&jobs_spec, kind).cloned().unwrap_or_default();
+            js.enabled.unwrap_or(true).then(|| DesiredJob {
+                kind,
+                schedule: js
+                    .schedule
+                    .clone()
+                    .unwrap_or_else(|| kind.default_schedule().to_owned()),
+                time_zone: time_zone.clone(),
+                suspend: suspend || js.suspend.unwrap_or(false),
+                concurrency_policy: js.concurrency_policy.unwrap_or(ConcurrencyPolicy::Forbid),
+                starting_deadline_seconds: js
+                    .starting_deadline_seconds
+                    .unwrap_or(DEFAULT_STARTING_DEADLINE_SECONDS),
+                successful_jobs_history_limit: js
+                    .successful_jobs_history_limit
+                    .unwrap_or(DEFAULT_HISTORY_LIMIT),
+                failed_jobs_history_limit: js
+                    .failed_jobs_history_limit
+                    .unwrap_or(DEFAULT_HISTORY_LIMIT),
+                backoff_limit: js.backoff_limit.unwrap_or(DEFAULT_BACKOFF_LIMIT),
+                active_deadline_seconds: js
+                    .active_deadline_seconds
+                    .unwrap_or(DEFAULT_ACTIVE_DEADLINE_SECONDS),
+                resources: js.resources.clone().unwrap_or_else(default_resources),
+            })
+        })
+        .collect();
+
+    let webhook = match &spec.webhook {
+        Some(w) if w.enabled.unwrap_or(true) => {
+            let require_token = w.require_token.unwrap_or(true);
+            if require_token && w.token_secret_ref.is_none() {
+                return Err(invalid(
+                    "webhook.tokenSecretRef",
+                    "required while requireToken is true",
+                ));
+            }
+            Some(DesiredWebhook {
+                replicas: w.replicas.unwrap_or(DEFAULT_WEBHOOK_REPLICAS),
+                require_token,
+            })
+        }
+        _ => None,
+    };
+
+    let retention = spec.retention.clone().unwrap_or_default();
+    let seconds = |field: &str, value: Option<&String>, default: &str| {
+        duration::parse(value.map(String::as_str).unwrap_or(default)).map_err(|e| invalid(field, e))
+    };
+    let retention = RetentionConfig {
+        ingestion_log_seconds: seconds(
+            "retention.ingestionLog",
+            retention.ingestion_log.as_ref(),
+            DEFAULT_RETENTION_INGESTION_LOG,
+        )?,
+        refresh_log_seconds: seconds(
+            "retention.refreshLog",
+            retention.refresh_log.as_ref(),
+            DEFAULT_RETENTION_REFRESH_LOG,
+        )?,
+        positions_seconds: seconds(
+            "retention.positions",
+            retention.positions.as_ref(),
+            DEFAULT_RETENTION_POSITIONS,
+        )?,
+    };
+    let guard = spec.event_time_guard.clone().unwrap_or_default();
+    let not_before = guard
+        .not_before
+        .clone()
+        .unwrap_or_else(|| DEFAULT_NOT_BEFORE.to_owned());
+    not_before
+        .parse::<jiff::Timestamp>()
+        .map_err(|e| invalid("eventTimeGuard.notBefore", e))?;
+    let event_time_guard = EventTimeGuardConfig {
+        max_future_seconds: seconds(
+            "eventTimeGuard.maxFuture",
+            guard.max_future.as_ref(),
+            DEFAULT_MAX_FUTURE,
+        )?,
+        not_before,
+    };
+
+    let config = PipelineConfig {
+        pipeline: format!("{namespace}/{name}"),
+        database: DatabaseConfig {
+            host: spec.database.host.clone(),
+            port: u16::try_from(spec.database.port.unwrap_or(DEFAULT_DB_PORT))
+                .map_err(|e| invalid("database.port", e))?,
+            name: spec.database.name.clone(),
+            schema: spec.database.schema.clone(),
+            ssl_mode: spec
+                .database
+                .ssl_mode
+                .unwrap_or(SslMode::Prefer)
+                .as_str()
+                .to_owned(),
+        },
+        targets: spec
+            .targets
+            .iter()
+            .map(|t| TargetConfig {
+                name: t.name.clone(),
+                endpoint: t.endpoint.clone(),
+                credentials_dir: format!("{TARGET_CREDENTIALS_DIR}/{}", t.name),
+            })
+            .collect(),
+        jobs: jobs
+            .iter()
+            .map(|j| {
+                (
+                    j.kind,
+                    JobConfig {
+                        schedule: j.schedule.clone(),
+                        time_zone: j.time_zone.clone(),
+                    },
+                )
+            })
+            .collect(),
+        geocoding: spec.geocoding.as_ref().map(|g| GeocodingConfig {
+            url: g.url.clone(),
+            requests_per_second: g.requests_per_second.unwrap_or(1).clamp(1, 100) as u32,
+        }),
+        retention,
+        event_time_guard,
+    };
+
+    Ok(DesiredPipeline {
+        name,
+        namespace,
+        suspend,
+        image: spec
+            .image
+            .clone()
+            .unwrap_or_else(|| default_image.to_owned()),
+        target_secrets: spec
+            .targets
+            .iter()
+            .map(|t| (t.name.clone(), t.credentials_secret_ref.name.clone()))
+            .collect(),
+        jobs,
+        webhook,
+        config,
+    })
+}
+
+fn job_spec(jobs: &JobsSpec, kind: JobKind) -> Option<&JobSpec> {
+    match kind {
+        JobKind::Positions => jobs.positions.as_ref(),
+        JobKind::Track => jobs.track.as_ref(),
+        JobKind::Alarms => jobs.alarms.as_ref(),
+        JobKind::Trips => jobs.trips.as_ref(),
+        JobKind::Parking => jobs.parking.as_ref(),
+        JobKind::Devices => jobs.devices.as_ref(),
+        JobKind::Housekeeping => jobs.housekeeping.as_ref(),
+    }
+}
+
+/// Requests cpu 50m / memory 64Mi, limit memory 256Mi: the jobs are short
+/// HTTP-then-write runs.
+pub fn default_resources() -> ResourceRequirements {
+    let q = |s: &str| Quantity(s.to_owned());
+    ResourceRequirements {
+        requests: Some(BTreeMap::from([
+            ("cpu".to_owned(), q("50m")),
+            ("memory".to_owned(), q("64Mi")),
+        ])),
+        limits: Some(BTreeMap::from([("memory".to_owned(), q("256Mi"))])),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::crd::FleetPipelineSpec;
+
+    pub(crate) fn example() -> FleetPipeline {
+        let yaml = include_str!("../../examples/fleetpipeline.yaml");
+        let mut fp: FleetPipeline = serde_yaml::from_str(yaml).expect("example parses");
+        fp.metadata.uid = Some("0d7c2f9e-0000-4000-8000-000000000001".into());
+        fp
+    }
+
+    #[test]
+    fn example_resolves_with_its_schedules() {
+        let d = resolve(&example(), "img:1").unwrap();
+        assert_eq!(d.namespace, "fleet");
+        assert_eq!(d.image, "img:1");
+        let pos = d
+            .jobs
+            .iter()
+            .find(|j| j.kind == JobKind::Positions)
+            .unwrap();
+        assert_eq!(pos.schedule, "*/2 * * * *");
+        assert_eq!(pos.time_zone, "Africa/Nairobi");
+        assert_eq!(pos.concurrency_policy, ConcurrencyPolicy::Forbid);
+        assert_eq!(d.config.retention.ingestion_log_seconds, 90 * 86_400);
+        assert_eq!(d.config.event_time_guard.max_future_seconds, 48 * 3_600);
+        assert_eq!(
+            d.config.targets[0].credentials_dir,
+            "/var/run/secrets/fleet/targets/hk"
+        );
+    }
+
+    #[test]
+    fn minimal_spec_takes_every_default() {
+        let spec: FleetPipelineSpec = serde_json::from_value(serde_json::json!({
+            "database": {"host": "db", "name": "fleet", "schema": "t", "adminSecretRef": {"name": "a"}},
+            "targets": [{"name": "hk", "endpoint": "https://x/route/rest", "credentialsSecretRef": {"name": "c"}}]
+        }))
+        .unwrap();
+        let mut fp = FleetPipeline::new("p", spec);
+        fp.metadata.namespace = Some("ns".into());
+        let d = resolve(&fp, "img").unwrap();
+        assert_eq!(d.jobs.len(), JobKind::ALL.len());
+        for j in &d.jobs {
+            assert_eq!(j.schedule, j.kind.default_schedule());
+            assert_eq!(j.time_zone, "UTC");
+            assert!(!j.suspend);
+        }
+        assert_eq!(d.webhook, None);
+        assert_eq!(d.config.database.port, 5432);
+        assert_eq!(d.config.database.ssl_mode, "prefer");
+        assert_eq!(d.config.event_time_guard.not_before, DEFAULT_NOT_BEFORE);
+    }
+
+    #[test]
+    fn disabled_jobs_are_left_out_and_suspend_reaches_every_job() {
+        let mut fp = example();
+        fp.spec.jobs.as_mut().unwrap().trips = Some(JobSpec {
+            enabled: Some(false),
+            ..Default::default()
+        });
+        fp.spec.suspend = Some(true);
+        let d = resolve(&fp, "img").unwrap();
+        assert!(d.jobs.iter().all(|j| j.kind != JobKind::Trips));
+        assert!(d.jobs.iter().all(|j| j.suspend));
+    }
+
+    #[test]
+    fn bad_values_name_their_field() {
+        let mut fp = example();
+        fp.spec.retention.as_mut().unwrap().positions = Some("forever".into());
+        let err = resolve(&fp, "img").unwrap_err();
+        assert_eq!(err.field, "retention.positions");
+
+        let mut fp = example();
+        fp.spec.webhook.as_mut().unwrap().token_secret_ref = None;
+        let err = resolve(&fp, "img").unwrap_err();
+        assert_eq!(err.field, "webhook.tokenSecretRef");
+
+        let mut fp = example();
+        fp.spec.event_time_guard.as_mut().unwrap().not_before = Some("yesterday".into());
+        assert_eq!(
+            resolve(&fp, "img").unwrap_err().field,
+            "eventTimeGuard.notBefore"
+        );
+    }
+}

@@ -1,0 +1,40 @@
+//! The one error type of the controller, with a stable label per category for
+//! metrics and condition reasons.
+
+use crate::desired::InvalidSpec;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum Error {
+    /// The spec cannot be acted on; waits for the user to change it.
+    #[error("invalid spec: {0}")]
+    InvalidSpec(#[from] InvalidSpec),
+    /// A request to the Kubernetes API failed; retried with back-off.
+    #[error("kubernetes API request failed: {0}")]
+    Kube(#[from] kube::Error),
+    /// The object lacks a namespace or uid (not yet persisted).
+    #[error("FleetPipeline has no {0} yet")]
+    MissingMetadata(&'static str),
+}
+
+impl Error {
+    /// Label for `fleet_operator_reconcile_errors_total{error=...}`.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::InvalidSpec(_) => "invalid_spec",
+            Error::Kube(_) => "kube_api",
+            Error::MissingMetadata(_) => "missing_metadata",
+        }
+    }
+
+    /// Stable `reason` for the Ready / Degraded conditions.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::InvalidSpec(_) => "InvalidSpec",
+            Error::Kube(_) => "ApplyFailed",
+            Error::MissingMetadata(_) => "MissingMetadata",
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,24 @@
+//! ServiceAccounts the workloads run as. They never talk to the apiserver,
+//! so no token is mounted.
+
+use super::meta;
+use crate::desired::DesiredPipeline;
+use k8s_openapi::api::core::v1::ServiceAccount;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+
+pub fn ingest_name(pipeline: &str) -> String {
+    format!("{pipeline}-ingest")
+}
+
+pub fn ingest(desired: &DesiredPipeline, owner: &OwnerReference) -> ServiceAccount {
+    ServiceAccount {
+        metadata: meta::object_meta(
+            ingest_name(&desired.name),
+            &desired.namespace,
+            meta::labels(&desired.name, "ingest"),
+            owner,
+        ),
+        automount_service_account_token: Some(false),
+        ..Default::default()
+    }
+}
