@@ -1,0 +1,337 @@
+//! Test harness for end-to-end tests against a real kube-apiserver, etcd,
+//! kube-controller-manager and PostgreSQL, started by `tests/harness/up.sh`.
+//!
+//! Every test gets a throwaway namespace and an in-process operator scoped to
+//! it, so tests run in parallel against one control plane without seeing each
+//! other. The control plane is started once (if not already running) and left
+//! running; `tests/run.sh` stops it at the end.
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use fleet_operator::controller::{self, Settings};
+use fleet_operator::crd::FleetPipeline;
+use fleet_operator::metrics::Metrics;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{DeleteParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Api, Client, Config};
+use prometheus_client::registry::Registry;
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+/// Repository root (two levels above this crate).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// Where the shared control plane keeps its state: `$FP_STATE_DIR` or
+/// `target/e2e-state`.
+pub fn state_dir() -> PathBuf {
+    std::env::var_os("FP_STATE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target/e2e-state"))
+}
+
+/// The variables `up.sh` wrote to `STATE_DIR/env`.
+#[derive(Clone, Debug)]
+pub struct Env {
+    vars: HashMap<String, String>,
+}
+
+impl Env {
+    pub fn get(&self, key: &str) -> Result<&str> {
+        self.vars
+            .get(key)
+            .map(String::as_str)
+            .ok_or_else(|| anyhow!("{key} missing from the harness env file"))
+    }
+    pub fn kubeconfig(&self) -> Result<&str> {
+        self.get("KUBECONFIG")
+    }
+    pub fn database_url(&self) -> Result<&str> {
+        self.get("DATABASE_URL")
+    }
+}
+
+fn read_env(path: &Path) -> Result<Env> {
+    let text = std::fs::read_to_string(path)?;
+    let vars = text
+        .lines()
+        .filter_map(|l| {
+            let l = l.trim().strip_prefix("export ").unwrap_or(l.trim());
+            let (k, v) = l.split_once('=')?;
+            (!k.starts_with('#')).then(|| {
+                let v = v.trim_matches(|c| c == '"' || c == '\'');
+                (k.to_owned(), v.to_owned())
+            })
+        })
+        .collect();
+    Ok(Env { vars })
+}
+
+fn apiserver_ready(env: &Env) -> bool {
+    let Ok(kc) = env.kubeconfig() else {
+        return false;
+    };
+    Command::new("kubectl")
+        .args(["--kubeconfig", kc, "get", "--raw", "/readyz"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+static HARNESS: OnceLock<Result<Env, String>> = OnceLock::new();
+
+/// The running control plane: started by `up.sh` unless already up, with the
+/// FleetPipeline CRD installed and established.
+pub fn harness() -> Result<Env> {
+    HARNESS
+        .get_or_init(|| start_harness().map_err(|e| format!("{e:#}")))
+        .clone()
+        .map_err(|e| anyhow!("test control plane unavailable: {e}"))
+}
+
+fn start_harness() -> Result<Env> {
+    let state = state_dir();
+    let env_file = state.join("env");
+    let existing = read_env(&env_file).ok().filter(apiserver_ready);
+    let env = match existing {
+        Some(env) => env,
+        None => {
+            let up = repo_root().join("tests/harness/up.sh");
+            // A stale state dir (processes gone) is replaced.
+            let down = repo_root().join("tests/harness/down.sh");
+            let _ = Command::new("bash").arg(&down).arg(&state).status();
+            let status = Command::new("bash")
+                .arg(&up)
+                .arg(&state)
+                .status()
+                .context("running tests/harness/up.sh")?;
+            if !status.success() {
+                bail!("tests/harness/up.sh {} failed ({status})", state.display());
+            }
+            read_env(&env_file)?
+        }
+    };
+    let crd = repo_root().join("crds/fleetpipeline.yaml");
+    let out = kubectl_with(
+        &env,
+        &["apply", "--server-side", "--force-conflicts", "-f"],
+        Some(&crd),
+        None,
+    )?;
+    if !out.success {
+        bail!("installing the CRD failed: {}", out.stderr);
+    }
+    let out = kubectl_with(
+        &env,
+        &[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd/fleetpipelines.fleetops.dev",
+        ],
+        None,
+        None,
+    )?;
+    if !out.success {
+        bail!("CRD not established: {}", out.stderr);
+    }
+    Ok(env)
+}
+
+/// Result of one `kubectl` run.
+#[derive(Debug)]
+pub struct Output {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+fn kubectl_with(
+    env: &Env,
+    args: &[&str],
+    file: Option<&Path>,
+    stdin: Option<&str>,
+) -> Result<Output> {
+    let mut cmd = Command::new("kubectl");
+    cmd.env("KUBECONFIG", env.kubeconfig()?).args(args);
+    if let Some(f) = file {
+        cmd.arg(f);
+    }
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd.spawn().context("starting kubectl")?;
+    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(input.as_bytes())?;
+    }
+    let out = child.wait_with_output()?;
+    Ok(Output {
+        success: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
+}
+
+/// Run the real `kubectl` against the test control plane.
+pub fn kubectl(args: &[&str]) -> Result<Output> {
+    kubectl_with(&harness()?, args, None, None)
+}
+
+/// Run `kubectl` with `input` on stdin (e.g. `apply -f -`).
+pub fn kubectl_stdin(args: &[&str], input: &str) -> Result<Output> {
+    kubectl_with(&harness()?, args, None, Some(input))
+}
+
+/// An admin client for the test control plane.
+pub async fn client() -> Result<Client> {
+    let env = harness()?;
+    let kc = Kubeconfig::read_from(env.kubeconfig()?)?;
+    let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?;
+    Ok(Client::try_from(config)?)
+}
+
+/// The example manifest, moved into `namespace`.
+pub fn example_in(namespace: &str) -> Result<String> {
+    let text = std::fs::read_to_string(repo_root().join("examples/fleetpipeline.yaml"))?;
+    let mut value: serde_yaml::Value = serde_yaml::from_str(&text)?;
+    value["metadata"]["namespace"] = serde_yaml::Value::String(namespace.to_owned());
+    Ok(serde_yaml::to_string(&value)?)
+}
+
+static NS_COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A throwaway namespace with an operator scoped to it.
+pub struct TestEnv {
+    pub client: Client,
+    pub namespace: String,
+    pub writes: Metrics,
+    operator: tokio::task::JoinHandle<()>,
+}
+
+impl TestEnv {
+    /// Create a namespace named after the test and start an operator on it.
+    pub async fn start(test: &str) -> Result<Self> {
+        let client = client().await?;
+        let n = NS_COUNTER.fetch_add(1, Ordering::SeqCst);
+        let namespace = format!("e2e-{test}-{}-{n}", std::process::id());
+        let ns_api: Api<Namespace> = Api::all(client.clone());
+        let mut ns = Namespace::default();
+        ns.metadata.name = Some(namespace.clone());
+        ns_api.create(&PostParams::default(), &ns).await?;
+
+        let mut registry = Registry::default();
+        let metrics = Metrics::register(&mut registry);
+        let settings = Settings {
+            workload_image: "registry.invalid/fleet-workloads:e2e".to_owned(),
+            namespace: Some(namespace.clone()),
+            resync: Duration::from_secs(2),
+            retry: Duration::from_secs(1),
+        };
+        let op_client = client.clone();
+        let op_metrics = metrics.clone();
+        let operator = tokio::spawn(async move {
+            let ready = Arc::new(AtomicBool::new(false));
+            if let Err(e) = controller::run(op_client, settings, op_metrics, ready).await {
+                eprintln!("operator failed to start: {e}");
+            }
+        });
+        Ok(TestEnv {
+            client,
+            namespace,
+            writes: metrics,
+            operator,
+        })
+    }
+
+    pub fn api<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        K::DynamicType: Default,
+    {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    pub fn pipelines(&self) -> Api<FleetPipeline> {
+        self.api()
+    }
+
+    /// `kubectl -n <namespace> ...`
+    pub fn kubectl(&self, args: &[&str]) -> Result<Output> {
+        let mut all = vec!["-n", self.namespace.as_str()];
+        all.extend_from_slice(args);
+        kubectl(&all)
+    }
+
+    /// `kubectl -n <namespace> apply -f -` with `manifest`.
+    pub fn apply(&self, manifest: &str) -> Result<Output> {
+        kubectl_stdin(&["-n", &self.namespace, "apply", "-f", "-"], manifest)
+    }
+
+    /// Total writes the operator sent (applies, deletes, status patches).
+    pub fn operator_writes(&self) -> u64 {
+        [
+            "ServiceAccount",
+            "ConfigMap",
+            "CronJob",
+            "FleetPipelineStatus",
+        ]
+        .iter()
+        .map(|kind| {
+            self.writes
+                .writes
+                .get_or_create(&fleet_operator::metrics::WriteLabels {
+                    kind: (*kind).to_owned(),
+                })
+                .get()
+        })
+        .sum()
+    }
+
+    /// Stop the operator and delete the namespace.
+    pub async fn cleanup(self) {
+        self.operator.abort();
+        let ns_api: Api<Namespace> = Api::all(self.client.clone());
+        let _ = ns_api
+            .delete(&self.namespace, &DeleteParams::default())
+            .await;
+    }
+}
+
+/// Poll `check` until it returns `Some`, or fail after `timeout`.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut last_err = None;
+    loop {
+        match check().await {
+            Ok(Some(v)) => return Ok(v),
+            Ok(None) => {}
+            Err(e) => last_err = Some(e),
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(match last_err {
+                Some(e) => e.context(format!("timed out waiting for {what}")),
+                None => anyhow!("timed out after {timeout:?} waiting for {what}"),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
