@@ -33,11 +33,12 @@ pub fn repo_root() -> PathBuf {
 }
 
 /// Where the shared control plane keeps its state: `$FP_STATE_DIR` or
-/// `target/e2e-state`.
+/// `/tmp/fleetpipeline/e2e-state` (as tests/run.sh). Under /tmp because, run
+/// as root, PostgreSQL runs as the postgres user, which cannot enter /root.
 pub fn state_dir() -> PathBuf {
     std::env::var_os("FP_STATE_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("target/e2e-state"))
+        .unwrap_or_else(|| PathBuf::from("/tmp/fleetpipeline/e2e-state"))
 }
 
 /// The variables `up.sh` wrote to `STATE_DIR/env`.
