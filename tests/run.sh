@@ -32,5 +32,8 @@ tests/harness/down.sh "$FP_STATE_DIR" >/dev/null 2>&1 || true
 trap 'tests/harness/down.sh "$FP_STATE_DIR"' EXIT
 tests/harness/up.sh "$FP_STATE_DIR"
 
+step "cargo build (binaries the end-to-end tests run)"
+cargo build --workspace --bins --locked
+
 step "cargo test (unit and end-to-end)"
 cargo test --workspace --locked --no-fail-fast

@@ -10,7 +10,7 @@
 
 use crate::resources::meta::{ANNOTATION_DESIRED_HASH, FIELD_MANAGER};
 use k8s_openapi::NamespaceResourceScope;
-use kube::api::{Patch, PatchParams};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -77,6 +77,58 @@ where
     )
     .await?;
     Ok(true)
+}
+
+/// What one [`sync`] did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Writes {
+    pub applied: u32,
+    pub deleted: u32,
+}
+
+/// Make the live objects of one kind match `desired`: list the pipeline's
+/// objects by `selector`, apply each desired object that differs, and delete
+/// the ones owned by `owner_uid` that are no longer wanted (a job or the
+/// webhook turned off). Returns the live objects as listed, and the writes.
+pub async fn sync<K>(
+    api: &Api<K>,
+    desired: Vec<K>,
+    selector: &str,
+    owner_uid: &str,
+) -> Result<(Vec<K>, Writes), kube::Error>
+where
+    K: Resource<Scope = NamespaceResourceScope> + Serialize + DeserializeOwned + Clone + Debug,
+    K::DynamicType: Default,
+{
+    let live = api
+        .list(&ListParams::default().labels(selector))
+        .await?
+        .items;
+    let mut writes = Writes::default();
+    let wanted: Vec<String> = desired.iter().map(ResourceExt::name_any).collect();
+    for obj in desired {
+        let current = live.iter().find(|l| l.name_any() == obj.name_any());
+        if apply(api, obj, current).await? {
+            writes.applied += 1;
+        }
+    }
+    for orphan in live.iter().filter(|l| {
+        !wanted.contains(&l.name_any())
+            && l.owner_references()
+                .iter()
+                .any(|r| r.uid == owner_uid && r.controller == Some(true))
+    }) {
+        tracing::info!(kind = %K::kind(&K::DynamicType::default()), name = %orphan.name_any(), "deleting an object no longer wanted");
+        match api
+            .delete(&orphan.name_any(), &DeleteParams::background())
+            .await
+        {
+            Ok(_) => writes.deleted += 1,
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((live, writes))
 }
 
 #[cfg(test)]

@@ -1,24 +1,37 @@
 //! The FleetPipeline controller: one reconcile per pipeline, watching the
-//! pipelines and every kind they own.
+//! pipelines, every kind they own, and the Secrets they reference.
 
-use crate::apply::apply;
+use crate::apply::{Writes, sync};
 use crate::crd::{FleetPipeline, FleetPipelineStatus};
+use crate::dereference;
 use crate::desired::{self, DesiredPipeline};
 use crate::error::{Error, Result};
 use crate::metrics::{ErrorLabels, Metrics};
-use crate::resources::{self, meta};
-use crate::status::{self, Outcome};
+use crate::resources::{self, OperatorIdentity, meta};
+use crate::status::{self, Observed, Outcome};
 use futures::StreamExt;
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::CronJob;
-use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::watcher;
-use kube::{Api, Client, ResourceExt};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::json;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tracing::{Instrument, info, info_span, warn};
 
@@ -29,21 +42,33 @@ pub struct Settings {
     pub workload_image: String,
     /// Watch one namespace only (None: all namespaces).
     pub namespace: Option<String>,
-    /// Periodic resync of each pipeline (drift in kinds not watched, status).
+    /// Periodic resync of each pipeline.
     pub resync: Duration,
     /// Delay before retrying a failed reconcile.
     pub retry: Duration,
+    /// Who the operator is, for policies that must admit it.
+    pub identity: OperatorIdentity,
+    /// Name reported on Events.
+    pub reporter: String,
 }
 
 pub struct Context {
     pub client: Client,
     pub settings: Settings,
     pub metrics: Metrics,
+    pub recorder: Recorder,
+    /// Per pipeline uid: the resourceVersion we patched status *from*, and the
+    /// status we wrote. A reconcile that still sees that old resourceVersion
+    /// runs on a cache that has not caught up with our own write; comparing
+    /// with what we wrote avoids writing the same status twice.
+    pub written_status: Mutex<HashMap<String, (String, FleetPipelineStatus)>>,
+    /// The controller's cache of pipelines (to forget deleted ones).
+    pub store: Store<FleetPipeline>,
 }
 
 fn scoped<K>(client: Client, namespace: Option<&str>) -> Api<K>
 where
-    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    K: Resource<Scope = NamespaceResourceScope>,
     K::DynamicType: Default,
 {
     match namespace {
@@ -63,18 +88,11 @@ pub async fn reconcile(fp: Arc<FleetPipeline>, ctx: Arc<Context>) -> Result<Acti
     async move {
         let started = Instant::now();
         ctx.metrics.reconciles.inc();
+        // Failures are counted where they are handled, in reconcile_inner.
         let result = reconcile_inner(&fp, &ctx).await;
         ctx.metrics
             .duration
             .observe(started.elapsed().as_secs_f64());
-        if let Err(e) = &result {
-            ctx.metrics
-                .failures
-                .get_or_create(&ErrorLabels {
-                    error: e.metric_label().to_owned(),
-                })
-                .inc();
-        }
         result
     }
     .instrument(span)
@@ -88,16 +106,23 @@ async fn reconcile_inner(fp: &FleetPipeline, ctx: &Context) -> Result<Action> {
         // Children go with the garbage collector through their ownerReferences.
         return Ok(Action::await_change());
     }
-    match apply_children(fp, ctx, &ns, &owner).await {
-        Ok((desired, cron_jobs)) => {
+    match converge(fp, ctx, &ns, &owner).await {
+        Ok(observed) => {
+            let desired = &observed.desired;
             let outcome = Outcome::Reconciled {
-                desired: &desired,
-                cron_jobs: &cron_jobs,
+                desired,
+                observed: &observed.observed,
             };
             write_status(fp, ctx, &ns, &outcome).await?;
             Ok(Action::requeue(ctx.settings.resync))
         }
         Err(err) => {
+            ctx.metrics
+                .failures
+                .get_or_create(&ErrorLabels {
+                    error: err.metric_label().to_owned(),
+                })
+                .inc();
             let outcome = Outcome::Failed {
                 reason: err.reason(),
                 message: err.to_string(),
@@ -109,73 +134,79 @@ async fn reconcile_inner(fp: &FleetPipeline, ctx: &Context) -> Result<Action> {
             match err {
                 // Nothing changes until the user edits the spec.
                 Error::InvalidSpec(_) => Ok(Action::await_change()),
+                // The Secret watch wakes us when it appears; resync as a fallback.
+                Error::SecretMissing { .. } => Ok(Action::requeue(ctx.settings.resync)),
                 other => Err(other),
             }
         }
     }
 }
 
-/// Validate, build and apply every owned object; prune what is no longer
-/// wanted. Returns the effective pipeline and the live CronJobs seen.
-async fn apply_children(
+struct Converged {
+    desired: DesiredPipeline,
+    observed: Observed,
+}
+
+/// Validate, dereference, build and apply every owned object; prune what is
+/// no longer wanted.
+async fn converge(
     fp: &FleetPipeline,
     ctx: &Context,
     ns: &str,
     owner: &OwnerReference,
-) -> Result<(DesiredPipeline, Vec<CronJob>)> {
+) -> Result<Converged> {
     let desired = desired::resolve(fp, &ctx.settings.workload_image)?;
-    let children = resources::build(&desired, owner);
-    let client = &ctx.client;
+    dereference::check_secrets(&ctx.client, ns, &desired.secrets).await?;
+    let children = resources::build(&desired, owner, &ctx.settings.identity);
 
-    // Dereference what exists now.
-    let sa_api: Api<ServiceAccount> = Api::namespaced(client.clone(), ns);
-    let cm_api: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
-    let cj_api: Api<CronJob> = Api::namespaced(client.clone(), ns);
-    let live_cron_jobs = cj_api
-        .list(&ListParams::default().labels(&meta::instance_selector(&desired.name)))
-        .await?
-        .items;
-
-    for sa in children.service_accounts {
-        let live = sa_api.get_opt(&sa.name_any()).await?;
-        if apply(&sa_api, sa, live.as_ref()).await? {
-            ctx.metrics.wrote("ServiceAccount");
-        }
-    }
-    let live_cm = cm_api.get_opt(&children.config_map.name_any()).await?;
-    if apply(&cm_api, children.config_map, live_cm.as_ref()).await? {
-        ctx.metrics.wrote("ConfigMap");
-    }
-    let wanted: Vec<String> = children.cron_jobs.iter().map(|c| c.name_any()).collect();
-    for cj in children.cron_jobs {
-        let live = live_cron_jobs
-            .iter()
-            .find(|l| l.name_any() == cj.name_any());
-        if apply(&cj_api, cj, live).await? {
-            ctx.metrics.wrote("CronJob");
-        }
-    }
-
-    // Prune CronJobs of jobs turned off: ours by label and owner uid only.
+    let selector = meta::instance_selector(&desired.name);
     let uid = owner.uid.as_str();
-    for orphan in live_cron_jobs
-        .iter()
-        .filter(|c| meta::is_owned_by(&c.metadata, uid) && !wanted.contains(&c.name_any()))
-    {
-        info!(cron_job = %orphan.name_any(), "deleting CronJob of a disabled job");
-        match cj_api
-            .delete(&orphan.name_any(), &DeleteParams::background())
-            .await
-        {
-            Ok(_) => ctx.metrics.wrote("CronJob"),
-            Err(kube::Error::Api(e)) if e.code == 404 => {}
-            Err(e) => return Err(e.into()),
-        }
+    let client = &ctx.client;
+    let mut writes = Writes::default();
+    macro_rules! sync_kind {
+        ($kind:ty, $objects:expr) => {{
+            let api: Api<$kind> = Api::namespaced(client.clone(), ns);
+            let (live, w) = sync(&api, $objects, &selector, uid).await?;
+            count(ctx, <$kind as k8s_openapi::Resource>::KIND, w);
+            writes.applied += w.applied;
+            writes.deleted += w.deleted;
+            live
+        }};
     }
-    Ok((desired, live_cron_jobs))
+    // Order: identities and config before the workloads that use them;
+    // the default-deny policy before pods exist.
+    sync_kind!(ServiceAccount, children.service_accounts);
+    sync_kind!(ConfigMap, children.config_maps);
+    sync_kind!(NetworkPolicy, children.network_policies);
+    let cron_jobs = sync_kind!(CronJob, children.cron_jobs);
+    let deployments = sync_kind!(Deployment, children.deployments);
+    sync_kind!(Service, children.services);
+    sync_kind!(PodDisruptionBudget, children.pod_disruption_budgets);
+    sync_kind!(Ingress, children.ingresses);
+    if writes != Writes::default() {
+        info!(
+            applied = writes.applied,
+            deleted = writes.deleted,
+            "owned objects converged"
+        );
+    }
+    Ok(Converged {
+        desired,
+        observed: Observed {
+            cron_jobs,
+            webhook: deployments.into_iter().next(),
+        },
+    })
 }
 
-/// Patch `status` only when it differs from what is stored.
+fn count(ctx: &Context, kind: &str, w: Writes) {
+    for _ in 0..(w.applied + w.deleted) {
+        ctx.metrics.wrote(kind);
+    }
+}
+
+/// Patch `status` only when it differs from what is stored; publish an Event
+/// when the Ready condition changes.
 async fn write_status(
     fp: &FleetPipeline,
     ctx: &Context,
@@ -183,44 +214,74 @@ async fn write_status(
     outcome: &Outcome<'_>,
 ) -> Result<()> {
     let now = Time(jiff::Timestamp::now());
-    let new = status::compute(fp.status.as_ref(), fp.metadata.generation, outcome, &now);
-    if fp.status.as_ref() == Some(&new) {
+    let uid = fp.metadata.uid.clone().unwrap_or_default();
+    let seen_rv = fp.metadata.resource_version.clone().unwrap_or_default();
+    let ours = ctx
+        .written_status
+        .lock()
+        .ok()
+        .and_then(|m| m.get(&uid).cloned())
+        .filter(|(rv, _)| *rv == seen_rv)
+        .map(|(_, s)| s);
+    let current = ours.as_ref().or(fp.status.as_ref());
+    let new = status::compute(current, fp.metadata.generation, outcome, &now);
+    if current == Some(&new) {
         return Ok(());
     }
     let api: Api<FleetPipeline> = Api::namespaced(ctx.client.clone(), ns);
     api.patch_status(
         &fp.name_any(),
         &PatchParams::default(),
-        &Patch::Merge(json!({ "status": to_patch(&new) })),
+        &Patch::Merge(json!({ "status": status::to_merge_patch(&new) })),
     )
     .await?;
     ctx.metrics.wrote("FleetPipelineStatus");
-    Ok(())
-}
-
-/// A merge patch must null out fields that disappeared, not omit them.
-fn to_patch(status: &FleetPipelineStatus) -> serde_json::Value {
-    let mut value = serde_json::to_value(status).unwrap_or_default();
-    if let Some(obj) = value.as_object_mut() {
-        for key in [
-            "observedGeneration",
-            "conditions",
-            "targets",
-            "ingest",
-            "schemaVersion",
-            "webhook",
-            "jobs",
-            "roles",
-        ] {
-            obj.entry(key).or_insert(serde_json::Value::Null);
+    if let Ok(mut map) = ctx.written_status.lock() {
+        map.insert(uid, (seen_rv, new.clone()));
+        let live: std::collections::HashSet<String> = ctx
+            .store
+            .state()
+            .iter()
+            .filter_map(|p| p.metadata.uid.clone())
+            .collect();
+        map.retain(|uid, _| live.contains(uid));
+    }
+    if let Some(change) = status::ready_change(current, &new) {
+        let event = Event {
+            type_: if change.ready {
+                EventType::Normal
+            } else {
+                EventType::Warning
+            },
+            reason: change.reason,
+            note: Some(change.message),
+            action: "Reconcile".to_owned(),
+            secondary: None,
+        };
+        if let Err(e) = ctx.recorder.publish(&event, &fp.object_ref(&())).await {
+            warn!(error = %e, "could not publish an Event");
         }
     }
-    value
+    Ok(())
 }
 
 fn error_policy(fp: Arc<FleetPipeline>, err: &Error, ctx: Arc<Context>) -> Action {
     warn!(pipeline = %fp.name_any(), error = %err, "will retry");
     Action::requeue(ctx.settings.retry)
+}
+
+/// Pipelines in `store` that reference the Secret `name` in `namespace`.
+fn pipelines_referencing(
+    store: &Store<FleetPipeline>,
+    namespace: Option<String>,
+    name: &str,
+) -> Vec<ObjectRef<FleetPipeline>> {
+    store
+        .state()
+        .into_iter()
+        .filter(|fp| fp.namespace() == namespace && dereference::references_secret(fp, name))
+        .map(|fp| ObjectRef::from_obj(&*fp))
+        .collect()
 }
 
 /// Errors that stop the controller from starting.
@@ -232,13 +293,36 @@ pub enum StartError {
     CrdMissing(kube::Error),
 }
 
-/// Run the controller until SIGTERM / Ctrl-C. `ready` turns true once the
+fn owned_config() -> watcher::Config {
+    watcher::Config::default().labels(&format!("{}={}", meta::LABEL_MANAGED_BY, meta::MANAGED_BY))
+}
+
+fn owns<K>(
+    controller: Controller<FleetPipeline>,
+    client: &Client,
+    namespace: Option<&str>,
+) -> Controller<FleetPipeline>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + Serialize
+        + Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    controller.owns(scoped::<K>(client.clone(), namespace), owned_config())
+}
+
+/// Run the controller until `shutdown` resolves. `ready` turns true once the
 /// caches have synced.
 pub async fn run(
     client: Client,
     settings: Settings,
     metrics: Metrics,
     ready: Arc<AtomicBool>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), StartError> {
     let ns = settings.namespace.clone();
     let pipelines: Api<FleetPipeline> = scoped(client.clone(), ns.as_deref());
@@ -247,36 +331,51 @@ pub async fn run(
         .await
         .map_err(StartError::CrdMissing)?;
 
-    let owned = watcher::Config::default().labels(&format!(
-        "{}={}",
-        meta::LABEL_MANAGED_BY,
-        meta::MANAGED_BY
-    ));
-    let controller = Controller::new(pipelines, watcher::Config::default())
-        .owns(
-            scoped::<CronJob>(client.clone(), ns.as_deref()),
-            owned.clone(),
-        )
-        .owns(
-            scoped::<ConfigMap>(client.clone(), ns.as_deref()),
-            owned.clone(),
-        )
-        .owns(
-            scoped::<ServiceAccount>(client.clone(), ns.as_deref()),
-            owned,
-        )
-        .shutdown_on_signal();
+    let mut controller = Controller::new(pipelines, watcher::Config::default());
+    controller = owns::<ServiceAccount>(controller, &client, ns.as_deref());
+    controller = owns::<ConfigMap>(controller, &client, ns.as_deref());
+    controller = owns::<CronJob>(controller, &client, ns.as_deref());
+    controller = owns::<Deployment>(controller, &client, ns.as_deref());
+    controller = owns::<Service>(controller, &client, ns.as_deref());
+    controller = owns::<PodDisruptionBudget>(controller, &client, ns.as_deref());
+    controller = owns::<Ingress>(controller, &client, ns.as_deref());
+    controller = owns::<NetworkPolicy>(controller, &client, ns.as_deref());
+
+    // Referenced Secrets: metadata only (their data never enters the cache).
     let store = controller.store();
+    let secrets = watcher(
+        scoped::<PartialObjectMeta<Secret>>(client.clone(), ns.as_deref()),
+        watcher::Config::default(),
+    )
+    .touched_objects();
+    let mapper_store = store.clone();
+    let controller = controller
+        .watches_stream(secrets, move |secret| {
+            pipelines_referencing(&mapper_store, secret.namespace(), &secret.name_any())
+        })
+        .graceful_shutdown_on(shutdown);
+
+    let ready_store = store.clone();
     tokio::spawn(async move {
-        if store.wait_until_ready().await.is_ok() {
+        if ready_store.wait_until_ready().await.is_ok() {
             ready.store(true, Ordering::SeqCst);
             info!("caches synced; ready");
         }
     });
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "fleet-operator".to_owned(),
+            instance: Some(settings.reporter.clone()),
+        },
+    );
     let ctx = Arc::new(Context {
         client,
         settings,
         metrics,
+        recorder,
+        written_status: Mutex::new(HashMap::new()),
+        store,
     });
     info!(
         namespace = ns.as_deref().unwrap_or("<all>"),

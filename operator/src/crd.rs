@@ -7,7 +7,7 @@
 //! drift.
 
 use k8s_openapi::api::core::v1::ResourceRequirements;
-use k8s_openapi::api::networking::v1::{IPBlock, NetworkPolicyPeer};
+use k8s_openapi::api::networking::v1::{IPBlock, NetworkPolicyIngressRule, NetworkPolicyPeer};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
@@ -94,6 +94,11 @@ pub struct FleetPipelineSpec {
     /// Events stamped outside this window are rejected and counted, not stored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_time_guard: Option<EventTimeGuardSpec>,
+
+    /// Egress peers for the NetworkPolicies (the pipeline's pods deny all by
+    /// default and may reach only DNS, the database, Tracksolid and the geocoder).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_policy: Option<NetworkPolicySpec>,
 }
 
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -174,11 +179,33 @@ pub enum DeletionPolicy {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("has(self.podSelector) != has(self.ipBlock)").message("set exactly one of podSelector or ipBlock"))]
+#[x_kube(validation = Rule::new("!has(self.ingressPolicy) || !has(self.ingressPolicy.enabled) || !self.ingressPolicy.enabled || has(self.podSelector)").message("ingressPolicy needs a podSelector peer: the database must run in the pipeline's namespace").field_path(".ingressPolicy"))]
 pub struct DatabasePeer {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_selector: Option<LabelSelector>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip_block: Option<IPBlock>,
+    /// Opt-in (podSelector only): a NetworkPolicy on the database pods that
+    /// admits this pipeline's pods and the operator. NetworkPolicies only add
+    /// allows: once one selects the database pods, every client not listed
+    /// here is cut off (Grafana, reporting, and for CloudNativePG its operator
+    /// on 8000, replication on 5432 and metrics on 9187) — list them in
+    /// `extraIngress`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingress_policy: Option<DatabaseIngressPolicy>,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct DatabaseIngressPolicy {
+    /// Default false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Further ingress rules for the database pods (other clients, operator
+    /// ports, replication, metrics).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub extra_ingress: Vec<NetworkPolicyIngressRule>,
 }
 
 /// A Secret in the pipeline's namespace.
@@ -332,6 +359,46 @@ pub struct WebhookSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 32))]
     pub allow_from: Vec<NetworkPolicyPeer>,
+    /// Default requests cpu 50m, memory 64Mi; limits memory 256Mi.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// Optional Ingress so JIMI's servers can reach the webhook from the internet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingress: Option<WebhookIngress>,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookIngress {
+    /// IngressClass name, e.g. nginx.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub class_name: Option<String>,
+    /// Public host name, e.g. push.example.com.
+    #[schemars(length(min = 1, max = 253), regex(pattern = DNS_SUBDOMAIN))]
+    pub host: String,
+    /// Secret with the TLS certificate for `host`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253), regex(pattern = DNS_SUBDOMAIN))]
+    pub tls_secret_name: Option<String>,
+    /// Extra annotations for the Ingress (e.g. cert-manager issuer).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub annotations: std::collections::BTreeMap<String, String>,
+}
+
+/// Egress destinations for the pipeline's NetworkPolicies.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkPolicySpec {
+    /// Where the Tracksolid endpoints are. Default: anywhere (0.0.0.0/0 and
+    /// ::/0) on each endpoint's port (443 for https).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub tracksolid: Vec<NetworkPolicyPeer>,
+    /// Where the geocoder is. Default: anywhere on the geocoder URL's port.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub geocoder: Vec<NetworkPolicyPeer>,
 }
 
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]

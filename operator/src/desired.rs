@@ -5,13 +5,16 @@
 //! back to `spec`. This is also where the rules the schema cannot express are
 //! checked (an object stored under an older CRD version may predate a rule).
 
-use crate::crd::{ConcurrencyPolicy, FleetPipeline, JobSpec, JobsSpec, SslMode};
+use crate::crd::{
+    ConcurrencyPolicy, DatabasePeer, FleetPipeline, JobSpec, JobsSpec, SslMode, WebhookIngress,
+};
 use crate::duration;
 use fleet_workloads::config::{
     DatabaseConfig, EventTimeGuardConfig, GeocodingConfig, JobConfig, JobKind, PipelineConfig,
-    RetentionConfig, TARGET_CREDENTIALS_DIR, TargetConfig,
+    RetentionConfig, TARGET_CREDENTIAL_KEYS, TARGET_CREDENTIALS_DIR, TargetConfig,
 };
 use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::api::networking::v1::{NetworkPolicyIngressRule, NetworkPolicyPeer};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::ResourceExt;
 use std::collections::BTreeMap;
@@ -64,8 +67,37 @@ pub struct DesiredJob {
 /// The webhook, when enabled.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DesiredWebhook {
+    /// Zero while the pipeline is suspended.
     pub replicas: i32,
     pub require_token: bool,
+    /// (Secret name, key) of the push token.
+    pub token: Option<(String, String)>,
+    pub resources: ResourceRequirements,
+    pub ingress: Option<WebhookIngress>,
+    pub allow_from: Vec<NetworkPolicyPeer>,
+}
+
+/// What the NetworkPolicies need to know.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DesiredNetwork {
+    pub database_port: i32,
+    pub database_peer: Option<DatabasePeer>,
+    /// Admit this pipeline and the operator on the database pods.
+    pub database_ingress: Option<Vec<NetworkPolicyIngressRule>>,
+    /// Distinct ports of the Tracksolid endpoints.
+    pub tracksolid_ports: Vec<i32>,
+    pub tracksolid_peers: Vec<NetworkPolicyPeer>,
+    pub geocoder_port: Option<i32>,
+    pub geocoder_peers: Vec<NetworkPolicyPeer>,
+}
+
+/// A Secret the pipeline needs, and the keys it must hold.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretRequirement {
+    pub name: String,
+    pub keys: Vec<String>,
+    /// The spec field that references it, for messages.
+    pub field: String,
 }
 
 /// The effective pipeline: what the build step renders into objects.
@@ -79,6 +111,8 @@ pub struct DesiredPipeline {
     pub target_secrets: Vec<(String, String)>,
     pub jobs: Vec<DesiredJob>,
     pub webhook: Option<DesiredWebhook>,
+    pub network: DesiredNetwork,
+    pub secrets: Vec<SecretRequirement>,
     pub config: PipelineConfig,
 }
 
@@ -146,8 +180,23 @@ pub fn resolve(fp: &FleetPipeline, default_image: &str) -> Result<DesiredPipelin
                 ));
             }
             Some(DesiredWebhook {
-                replicas: w.replicas.unwrap_or(DEFAULT_WEBHOOK_REPLICAS),
+                replicas: if suspend {
+                    0
+                } else {
+                    w.replicas.unwrap_or(DEFAULT_WEBHOOK_REPLICAS)
+                },
                 require_token,
+                token: w.token_secret_ref.as_ref().map(|r| {
+                    (
+                        r.name.clone(),
+                        r.key
+                            .clone()
+                            .unwrap_or_else(|| DEFAULT_TOKEN_KEY.to_owned()),
+                    )
+                }),
+                resources: w.resources.clone().unwrap_or_else(default_resources),
+                ingress: w.ingress.clone(),
+                allow_from: w.allow_from.clone(),
             })
         }
         _ => None,
@@ -235,6 +284,64 @@ pub fn resolve(fp: &FleetPipeline, default_image: &str) -> Result<DesiredPipelin
         event_time_guard,
     };
 
+    let netpol = spec.network_policy.clone().unwrap_or_default();
+    let mut tracksolid_ports = spec
+        .targets
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            url_port(&t.endpoint).map_err(|e| invalid(format!("targets[{i}].endpoint"), e))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    tracksolid_ports.sort_unstable();
+    tracksolid_ports.dedup();
+    let geocoder_port = spec
+        .geocoding
+        .as_ref()
+        .map(|g| url_port(&g.url).map_err(|e| invalid("geocoding.url", e)))
+        .transpose()?;
+    let peer = spec.database.peer.clone();
+    let database_ingress = peer.as_ref().and_then(|p| {
+        let policy = p.ingress_policy.as_ref()?;
+        (policy.enabled.unwrap_or(false) && p.pod_selector.is_some())
+            .then(|| policy.extra_ingress.clone())
+    });
+    let network = DesiredNetwork {
+        database_port: spec.database.port.unwrap_or(DEFAULT_DB_PORT),
+        database_peer: peer,
+        database_ingress,
+        tracksolid_ports,
+        tracksolid_peers: netpol.tracksolid,
+        geocoder_port,
+        geocoder_peers: netpol.geocoder,
+    };
+
+    let mut secrets: Vec<SecretRequirement> = spec
+        .targets
+        .iter()
+        .enumerate()
+        .map(|(i, t)| SecretRequirement {
+            name: t.credentials_secret_ref.name.clone(),
+            keys: TARGET_CREDENTIAL_KEYS
+                .iter()
+                .map(|k| (*k).to_owned())
+                .collect(),
+            field: format!("targets[{i}].credentialsSecretRef"),
+        })
+        .collect();
+    secrets.push(SecretRequirement {
+        name: spec.database.admin_secret_ref.name.clone(),
+        keys: vec!["username".to_owned(), "password".to_owned()],
+        field: "database.adminSecretRef".to_owned(),
+    });
+    if let Some((name, key)) = webhook.as_ref().and_then(|w| w.token.clone()) {
+        secrets.push(SecretRequirement {
+            name,
+            keys: vec![key],
+            field: "webhook.tokenSecretRef".to_owned(),
+        });
+    }
+
     Ok(DesiredPipeline {
         name,
         namespace,
@@ -250,8 +357,22 @@ pub fn resolve(fp: &FleetPipeline, default_image: &str) -> Result<DesiredPipelin
             .collect(),
         jobs,
         webhook,
+        network,
+        secrets,
         config,
     })
+}
+
+/// Key of the push token in its Secret when `tokenSecretRef.key` is unset.
+pub const DEFAULT_TOKEN_KEY: &str = "token";
+
+/// The TCP port of an http(s) URL (explicit, or 80 / 443).
+fn url_port(text: &str) -> Result<i32, String> {
+    let parsed = url::Url::parse(text).map_err(|e| e.to_string())?;
+    parsed
+        .port_or_known_default()
+        .map(i32::from)
+        .ok_or_else(|| format!("{text:?} has no port and no known default"))
 }
 
 fn job_spec(jobs: &JobsSpec, kind: JobKind) -> Option<&JobSpec> {

@@ -6,6 +6,8 @@
 use crate::crd::{FleetPipelineStatus, JobStatus, WebhookStatus};
 use crate::desired::DesiredPipeline;
 use crate::resources::cronjob;
+use crate::resources::webhook;
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
@@ -13,12 +15,19 @@ pub const READY: &str = "Ready";
 pub const PROGRESSING: &str = "Progressing";
 pub const DEGRADED: &str = "Degraded";
 
+/// Live objects whose status feeds the pipeline's status.
+#[derive(Clone, Debug, Default)]
+pub struct Observed {
+    pub cron_jobs: Vec<CronJob>,
+    pub webhook: Option<Deployment>,
+}
+
 /// What a reconcile found.
 pub enum Outcome<'a> {
     /// Every owned object matches the spec.
     Reconciled {
         desired: &'a DesiredPipeline,
-        cron_jobs: &'a [CronJob],
+        observed: &'a Observed,
     },
     /// The reconcile stopped on an error.
     Failed { reason: &'a str, message: String },
@@ -62,7 +71,8 @@ pub fn compute(
     let mut status = previous.cloned().unwrap_or_default();
     let conds = &mut status.conditions;
     match outcome {
-        Outcome::Reconciled { desired, cron_jobs } => {
+        Outcome::Reconciled { desired, observed } => {
+            let cron_jobs = &observed.cron_jobs;
             status.observed_generation = generation;
             let (reason, message) = if desired.suspend {
                 (
@@ -89,11 +99,23 @@ pub fn compute(
                     summary: "Disabled".to_owned(),
                     ..Default::default()
                 },
-                // The webhook Deployment is not rendered by this version yet.
-                Some(_) => WebhookStatus {
-                    summary: "NotDeployed".to_owned(),
-                    ..Default::default()
-                },
+                Some(w) => {
+                    let ready = observed
+                        .webhook
+                        .as_ref()
+                        .and_then(|d| d.status.as_ref())
+                        .and_then(|s| s.ready_replicas)
+                        .unwrap_or(0);
+                    WebhookStatus {
+                        url: Some(webhook::url(&desired.name, &desired.namespace)),
+                        ready_replicas: Some(ready),
+                        summary: if desired.suspend {
+                            "Suspended".to_owned()
+                        } else {
+                            format!("{ready}/{}", w.replicas)
+                        },
+                    }
+                }
             });
             status.jobs = desired
                 .jobs
@@ -143,6 +165,55 @@ pub fn compute(
     status
 }
 
+/// A merge patch must null out fields that disappeared, not omit them.
+pub fn to_merge_patch(status: &FleetPipelineStatus) -> serde_json::Value {
+    let mut value = serde_json::to_value(status).unwrap_or_default();
+    if let Some(obj) = value.as_object_mut() {
+        for key in [
+            "observedGeneration",
+            "conditions",
+            "targets",
+            "ingest",
+            "schemaVersion",
+            "webhook",
+            "jobs",
+            "roles",
+        ] {
+            obj.entry(key).or_insert(serde_json::Value::Null);
+        }
+    }
+    value
+}
+
+/// A change of the Ready condition worth an Event.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ReadyChange {
+    pub ready: bool,
+    pub reason: String,
+    pub message: String,
+}
+
+/// The Ready condition's new state when its status or reason changed.
+pub fn ready_change(
+    old: Option<&FleetPipelineStatus>,
+    new: &FleetPipelineStatus,
+) -> Option<ReadyChange> {
+    let find = |s: &FleetPipelineStatus| s.conditions.iter().find(|c| c.type_ == READY).cloned();
+    let new_ready = find(new)?;
+    let old_ready = old.and_then(find);
+    let changed =
+        old_ready.is_none_or(|o| o.status != new_ready.status || o.reason != new_ready.reason);
+    changed.then(|| ReadyChange {
+        ready: new_ready.status == "True",
+        reason: new_ready.reason,
+        message: if new_ready.message.is_empty() {
+            "pipeline reconciled".to_owned()
+        } else {
+            new_ready.message
+        },
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,9 +226,10 @@ mod tests {
     #[test]
     fn unchanged_outcome_gives_identical_status() {
         let d = resolve(&example(), "img").unwrap();
+        let observed = Observed::default();
         let outcome = Outcome::Reconciled {
             desired: &d,
-            cron_jobs: &[],
+            observed: &observed,
         };
         let first = compute(None, Some(1), &outcome, &t("2026-01-01T00:00:00Z"));
         let second = compute(Some(&first), Some(1), &outcome, &t("2026-01-01T01:00:00Z"));
@@ -184,7 +256,7 @@ mod tests {
             Some(1),
             &Outcome::Reconciled {
                 desired: &d,
-                cron_jobs: &[],
+                observed: &Observed::default(),
             },
             &t("2026-01-01T00:00:00Z"),
         );

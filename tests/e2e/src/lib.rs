@@ -6,11 +6,14 @@
 //! other. The control plane is started once (if not already running) and left
 //! running; `tests/run.sh` stops it at the end.
 
-use anyhow::{Context as _, Result, anyhow, bail};
+pub mod netpol;
+
+use anyhow::{Context as _, Result, anyhow, bail, ensure};
 use fleet_operator::controller::{self, Settings};
 use fleet_operator::crd::FleetPipeline;
 use fleet_operator::metrics::Metrics;
-use k8s_openapi::api::core::v1::Namespace;
+use fleet_operator::resources::OperatorIdentity;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{DeleteParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
@@ -225,9 +228,21 @@ pub struct TestEnv {
 }
 
 impl TestEnv {
-    /// Create a namespace named after the test and start an operator on it.
+    /// Create a namespace named after the test and start an operator on it,
+    /// as cluster-admin.
     pub async fn start(test: &str) -> Result<Self> {
-        let client = client().await?;
+        let admin = client().await?;
+        Self::start_as(test, admin.clone(), admin, OperatorIdentity::default()).await
+    }
+
+    /// Same, with the operator using `operator_client` (e.g. a ServiceAccount
+    /// token under the minimal RBAC).
+    pub async fn start_as(
+        test: &str,
+        client: Client,
+        operator_client: Client,
+        identity: OperatorIdentity,
+    ) -> Result<Self> {
         let n = NS_COUNTER.fetch_add(1, Ordering::SeqCst);
         let namespace = format!("e2e-{test}-{}-{n}", std::process::id());
         let ns_api: Api<Namespace> = Api::all(client.clone());
@@ -242,12 +257,15 @@ impl TestEnv {
             namespace: Some(namespace.clone()),
             resync: Duration::from_secs(2),
             retry: Duration::from_secs(1),
+            identity,
+            reporter: format!("e2e-{test}"),
         };
-        let op_client = client.clone();
+        let op_client = operator_client;
         let op_metrics = metrics.clone();
         let operator = tokio::spawn(async move {
             let ready = Arc::new(AtomicBool::new(false));
-            if let Err(e) = controller::run(op_client, settings, op_metrics, ready).await {
+            let never = std::future::pending::<()>();
+            if let Err(e) = controller::run(op_client, settings, op_metrics, ready, never).await {
                 eprintln!("operator failed to start: {e}");
             }
         });
@@ -283,6 +301,46 @@ impl TestEnv {
         kubectl_stdin(&["-n", &self.namespace, "apply", "-f", "-"], manifest)
     }
 
+    /// Create a Secret with string data.
+    pub async fn secret(&self, name: &str, data: &[(&str, &str)]) -> Result<()> {
+        let secret = Secret {
+            metadata: kube::api::ObjectMeta {
+                name: Some(name.to_owned()),
+                ..Default::default()
+            },
+            string_data: Some(
+                data.iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+            ),
+            ..Default::default()
+        };
+        self.api::<Secret>()
+            .create(&PostParams::default(), &secret)
+            .await?;
+        Ok(())
+    }
+
+    /// The Secrets examples/fleetpipeline.yaml references.
+    pub async fn example_secrets(&self) -> Result<()> {
+        self.secret(
+            "tracksolid-hk",
+            &[
+                ("appKey", "k"),
+                ("appSecret", "s"),
+                ("userId", "u"),
+                ("userPassword", "p"),
+            ],
+        )
+        .await?;
+        self.secret(
+            "fleet-db-admin",
+            &[("username", "postgres"), ("password", "x")],
+        )
+        .await?;
+        self.secret("jimi-push", &[("token", "push-token")]).await
+    }
+
     /// Total writes the operator sent (applies, deletes, status patches).
     pub fn operator_writes(&self) -> u64 {
         [
@@ -311,6 +369,91 @@ impl TestEnv {
             .delete(&self.namespace, &DeleteParams::default())
             .await;
     }
+}
+
+/// A client authenticating with a bearer `token` (e.g. from `kubectl create token`).
+pub async fn client_with_token(token: &str) -> Result<Client> {
+    let env = harness()?;
+    let mut config = Config::new(env.get("FP_APISERVER_URL")?.parse()?);
+    let ca = std::fs::read(env.get("FP_CA_FILE")?)?;
+    let ders = rustls_pemfile_certs(&ca)?;
+    config.root_cert = Some(ders);
+    config.auth_info.token = Some(token.to_owned().into());
+    Ok(Client::try_from(config)?)
+}
+
+/// DER certificates from a PEM bundle (base64 between BEGIN/END lines).
+fn rustls_pemfile_certs(pem: &[u8]) -> Result<Vec<Vec<u8>>> {
+    use base64::Engine;
+    let text = std::str::from_utf8(pem)?;
+    let mut certs = Vec::new();
+    let mut current: Option<String> = None;
+    for line in text.lines() {
+        if line.starts_with("-----BEGIN CERTIFICATE") {
+            current = Some(String::new());
+        } else if line.starts_with("-----END CERTIFICATE") {
+            if let Some(b64) = current.take() {
+                certs.push(base64::engine::general_purpose::STANDARD.decode(b64.trim())?);
+            }
+        } else if let Some(buf) = current.as_mut() {
+            buf.push_str(line.trim());
+        }
+    }
+    ensure!(!certs.is_empty(), "no certificate in the CA file");
+    Ok(certs)
+}
+
+/// One write request recorded in the apiserver's audit log.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEvent {
+    pub verb: String,
+    #[serde(rename = "requestURI")]
+    pub request_uri: String,
+    pub user: AuditUser,
+    pub stage: String,
+    #[serde(default)]
+    pub object_ref: Option<AuditObjectRef>,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct AuditUser {
+    pub username: String,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct AuditObjectRef {
+    #[serde(default)]
+    pub resource: String,
+    #[serde(default)]
+    pub namespace: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub subresource: Option<String>,
+}
+
+/// Position in the audit log, to count only what happens after it.
+pub fn audit_mark() -> Result<u64> {
+    let env = harness()?;
+    Ok(std::fs::metadata(env.get("FP_AUDIT_LOG")?)
+        .map(|m| m.len())
+        .unwrap_or(0))
+}
+
+/// Write requests by `username` recorded after `mark` (audit policy: writes only).
+pub fn audit_writes_since(mark: u64, username: &str) -> Result<Vec<AuditEvent>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let env = harness()?;
+    let mut file = std::fs::File::open(env.get("FP_AUDIT_LOG")?)?;
+    file.seek(SeekFrom::Start(mark))?;
+    let mut text = String::new();
+    file.read_to_string(&mut text)?;
+    Ok(text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<AuditEvent>(l).ok())
+        .filter(|e| e.stage == "ResponseComplete" && e.user.username == username)
+        .collect())
 }
 
 /// Poll `check` until it returns `Some`, or fail after `timeout`.

@@ -42,6 +42,7 @@ async fn ready(env: &TestEnv) -> Result<FleetPipeline> {
 #[tokio::test]
 async fn example_is_reconciled_into_owned_cronjobs_and_config() -> Result<()> {
     let env = TestEnv::start("example").await?;
+    env.example_secrets().await?;
     let out = env.apply(&example_in(&env.namespace)?)?;
     ensure!(
         out.success,
@@ -145,7 +146,7 @@ async fn example_is_reconciled_into_owned_cronjobs_and_config() -> Result<()> {
         .split_whitespace()
         .collect();
     ensure!(
-        row[..5] == ["kenya-fleet", "True", "1", "NotDeployed", "Unknown"],
+        row[..5] == ["kenya-fleet", "True", "1", "0/2", "Unknown"],
         "row: {row:?}"
     );
     let short = env.kubectl(&["get", "fp", "-o", "name"])?;
@@ -161,6 +162,7 @@ async fn example_is_reconciled_into_owned_cronjobs_and_config() -> Result<()> {
 #[tokio::test]
 async fn editing_a_schedule_updates_its_cronjob_and_disabling_prunes() -> Result<()> {
     let env = TestEnv::start("edit").await?;
+    env.example_secrets().await?;
     ensure!(env.apply(&example_in(&env.namespace)?)?.success);
     ready(&env).await?;
 
@@ -213,6 +215,7 @@ async fn editing_a_schedule_updates_its_cronjob_and_disabling_prunes() -> Result
 #[tokio::test]
 async fn suspend_reaches_every_cronjob() -> Result<()> {
     let env = TestEnv::start("suspend").await?;
+    env.example_secrets().await?;
     ensure!(env.apply(&example_in(&env.namespace)?)?.success);
     ready(&env).await?;
     let out = env.kubectl(&[
@@ -249,6 +252,7 @@ async fn suspend_reaches_every_cronjob() -> Result<()> {
 #[tokio::test]
 async fn steady_state_reconciles_write_nothing() -> Result<()> {
     let env = TestEnv::start("steady").await?;
+    env.example_secrets().await?;
     ensure!(env.apply(&example_in(&env.namespace)?)?.success);
     ready(&env).await?;
     // Let the first reconciles settle (status patch triggers one more).
@@ -274,6 +278,7 @@ async fn steady_state_reconciles_write_nothing() -> Result<()> {
 #[tokio::test]
 async fn deleting_the_pipeline_garbage_collects_its_children() -> Result<()> {
     let env = TestEnv::start("delete").await?;
+    env.example_secrets().await?;
     ensure!(env.apply(&example_in(&env.namespace)?)?.success);
     ready(&env).await?;
     ensure!(cron_jobs(&env).await?.len() == 7);
