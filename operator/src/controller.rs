@@ -357,9 +357,20 @@ pub async fn run(
 
     let ready_store = store.clone();
     tokio::spawn(async move {
-        if ready_store.wait_until_ready().await.is_ok() {
-            ready.store(true, Ordering::SeqCst);
-            info!("caches synced; ready");
+        // The store's readiness future wakes only its last poller (the
+        // controller's own runner also waits on it), so poll it on a timer.
+        loop {
+            match tokio::time::timeout(Duration::from_millis(250), ready_store.wait_until_ready())
+                .await
+            {
+                Ok(Ok(())) => {
+                    ready.store(true, Ordering::SeqCst);
+                    info!("caches synced; ready");
+                    break;
+                }
+                Ok(Err(_)) => break,
+                Err(_) => continue,
+            }
         }
     });
     let recorder = Recorder::new(

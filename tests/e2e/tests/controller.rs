@@ -14,7 +14,7 @@ use fleet_operator::resources::OperatorIdentity;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
-use k8s_openapi::api::networking::v1::{NetworkPolicy, NetworkPolicyPeer};
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy, NetworkPolicyPeer};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::ListParams;
@@ -124,6 +124,32 @@ async fn webhook_objects_follow_the_spec_and_are_pruned() -> Result<()> {
         "no kubelet: nothing is ready ({})",
         webhook.summary
     );
+
+    // An Ingress when asked for, gone when not.
+    patch(
+        &env,
+        r#"{"spec":{"webhook":{"ingress":{"className":"nginx","host":"push.example.com","tlsSecretName":"push-tls","annotations":{"cert-manager.io/cluster-issuer":"letsencrypt"}}}}}"#,
+    )?;
+    let ing = wait_for("Ingress created", TIMEOUT, || async {
+        Ok(env.api::<Ingress>().get_opt("kenya-fleet-webhook").await?)
+    })
+    .await?;
+    let ing_spec = ing.spec.unwrap_or_default();
+    ensure!(ing_spec.ingress_class_name.as_deref() == Some("nginx"));
+    ensure!(ing_spec.tls.unwrap_or_default()[0].secret_name.as_deref() == Some("push-tls"));
+    ensure!(
+        ing.metadata
+            .annotations
+            .unwrap_or_default()
+            .get("cert-manager.io/cluster-issuer")
+            .map(String::as_str)
+            == Some("letsencrypt")
+    );
+    patch(&env, r#"{"spec":{"webhook":{"ingress":null}}}"#)?;
+    wait_for("Ingress deleted", TIMEOUT, || async {
+        Ok(list::<Ingress>(&env).await?.is_empty().then_some(()))
+    })
+    .await?;
 
     // One replica: no PDB (it would block every drain).
     patch(&env, r#"{"spec":{"webhook":{"replicas":1}}}"#)?;

@@ -28,6 +28,10 @@ struct Replica {
 
 impl Replica {
     fn start(name: &str, namespace: &str) -> Result<Self> {
+        Self::start_with(name, namespace, "127.0.0.1:0")
+    }
+
+    fn start_with(name: &str, namespace: &str, metrics_addr: &str) -> Result<Self> {
         let env = harness()?;
         let log = std::env::temp_dir().join(format!("fleet-operator-{namespace}-{name}.log"));
         let out = std::fs::File::create(&log)?;
@@ -42,7 +46,7 @@ impl Replica {
                 "--pod-name",
                 name,
                 "--metrics-addr",
-                "127.0.0.1:0",
+                metrics_addr,
                 "--resync-seconds",
                 "5",
             ])
@@ -201,6 +205,66 @@ async fn only_the_lease_holder_reconciles_and_a_standby_takes_over() -> Result<(
     ensure!(standby.leads());
 
     standby.stop();
+    let _ = kubectl(&["delete", "namespace", &ns, "--wait=false"]);
+    Ok(())
+}
+
+fn http_get(addr: &str, path: &str) -> Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text)?;
+    let code = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| anyhow!("no status line in {text:?}"))?;
+    Ok((code, text))
+}
+
+#[tokio::test]
+async fn the_binary_serves_health_readiness_and_metrics() -> Result<()> {
+    let ns = format!("e2e-probes-{}", std::process::id());
+    ensure!(kubectl(&["create", "namespace", &ns])?.success);
+    let addr = "127.0.0.1:18187";
+    let mut op = Replica::start_with("probes", &ns, addr)?;
+    wait_for(
+        "/readyz 200 once caches synced",
+        Duration::from_secs(60),
+        || async { Ok(matches!(http_get(addr, "/readyz"), Ok((200, _))).then_some(())) },
+    )
+    .await
+    .map_err(|e| anyhow!("{e:#}\n{}", op.log()))?;
+    let (code, _) = http_get(addr, "/healthz")?;
+    ensure!(code == 200);
+    // A pipeline whose Secrets are missing: one failure by category.
+    let out = kubectl_stdin(&["-n", &ns, "apply", "-f", "-"], &example_in(&ns)?)?;
+    ensure!(out.success, "{}", out.stderr);
+    let metrics = wait_for(
+        "metrics show the failure",
+        Duration::from_secs(60),
+        || async {
+            let (_, body) = http_get(addr, "/metrics")?;
+            let all = [
+                "fleet_operator_reconcile_errors_total{error=\"secret_missing\"}",
+                "fleet_operator_reconciles_total",
+                "fleet_operator_reconcile_duration_seconds_bucket",
+                // The Degraded status was written.
+                "fleet_operator_object_writes_total{kind=\"FleetPipelineStatus\"}",
+            ];
+            Ok(all.iter().all(|m| body.contains(m)).then_some(body))
+        },
+    )
+    .await?;
+    ensure!(metrics.contains("# TYPE fleet_operator_reconcile_duration_seconds histogram"));
+    op.stop();
+    ensure!(
+        op.log().contains("controller stopped"),
+        "graceful shutdown: {}",
+        op.log()
+    );
     let _ = kubectl(&["delete", "namespace", &ns, "--wait=false"]);
     Ok(())
 }
