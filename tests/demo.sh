@@ -68,7 +68,7 @@ kubectl apply -f examples/fleetpipeline.yaml
 kubectl -n fleet wait --for=condition=Ready --timeout=60s fleetpipeline/kenya-fleet
 
 step "what the operator made"
-kubectl -n fleet get cronjobs,configmaps,serviceaccounts -l app.kubernetes.io/instance=kenya-fleet
+kubectl -n fleet get cronjobs,deployments,services,poddisruptionbudgets,networkpolicies,configmaps,serviceaccounts -l app.kubernetes.io/instance=kenya-fleet
 step "kubectl get fleetpipeline"
 kubectl -n fleet get fleetpipeline
 if [[ $keep -eq 1 ]]; then

@@ -413,6 +413,18 @@ pub(crate) mod tests {
         fp
     }
 
+    /// The example resolved, with its owner reference.
+    pub(crate) fn example_parts() -> (
+        DesiredPipeline,
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference,
+    ) {
+        let fp = example();
+        (
+            resolve(&fp, "img").unwrap(),
+            crate::resources::meta::owner_reference(&fp).unwrap(),
+        )
+    }
+
     #[test]
     fn example_resolves_with_its_schedules() {
         let d = resolve(&example(), "img:1").unwrap();

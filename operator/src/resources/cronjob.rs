@@ -1,56 +1,17 @@
 //! One CronJob per enabled job, running `fleet-ingest <job>` under restricted
 //! Pod Security.
 
-use super::{configmap, meta, service_account};
+use super::{meta, pod, service_account};
 use crate::desired::{DesiredJob, DesiredPipeline};
 use fleet_workloads::config::{
     CONFIG_FILE, CONFIG_MOUNT_DIR, JobKind, TARGET_CREDENTIAL_KEYS, TARGET_CREDENTIALS_DIR,
 };
 use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, JobSpec, JobTemplateSpec};
-use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMapVolumeSource, Container, EmptyDirVolumeSource, EnvVar, KeyToPath,
-    PodSecurityContext, PodSpec, PodTemplateSpec, SeccompProfile, SecretVolumeSource,
-    SecurityContext, Volume, VolumeMount,
-};
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-
-/// The non-root user and group every workload runs as.
-pub const RUN_AS: i64 = 65532;
-/// Secret files are readable by the owner and the pod's fsGroup only.
-const SECRET_FILE_MODE: i32 = 0o440;
 
 pub fn name(pipeline: &str, job: JobKind) -> String {
     format!("{pipeline}-{job}")
-}
-
-/// Pod-level part of the restricted Pod Security profile.
-pub fn pod_security_context() -> PodSecurityContext {
-    PodSecurityContext {
-        run_as_non_root: Some(true),
-        run_as_user: Some(RUN_AS),
-        run_as_group: Some(RUN_AS),
-        fs_group: Some(RUN_AS),
-        seccomp_profile: Some(SeccompProfile {
-            type_: "RuntimeDefault".to_owned(),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
-/// Container-level part of the restricted Pod Security profile.
-pub fn container_security_context() -> SecurityContext {
-    SecurityContext {
-        allow_privilege_escalation: Some(false),
-        read_only_root_filesystem: Some(true),
-        run_as_non_root: Some(true),
-        capabilities: Some(Capabilities {
-            drop: Some(vec!["ALL".to_owned()]),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
 }
 
 fn target_volume_name(target: &str) -> String {
@@ -61,63 +22,17 @@ pub fn build(desired: &DesiredPipeline, job: &DesiredJob, owner: &OwnerReference
     let mut labels = meta::labels(&desired.name, "ingest");
     labels.insert(meta::LABEL_JOB.to_owned(), job.kind.as_str().to_owned());
 
-    let mut volumes = vec![
-        Volume {
-            name: "config".to_owned(),
-            config_map: Some(ConfigMapVolumeSource {
-                name: configmap::name(&desired.name),
-                ..Default::default()
-            }),
-            ..Default::default()
-        },
-        Volume {
-            name: "tmp".to_owned(),
-            empty_dir: Some(EmptyDirVolumeSource {
-                size_limit: Some(Quantity("64Mi".to_owned())),
-                ..Default::default()
-            }),
-            ..Default::default()
-        },
-    ];
-    let mut mounts = vec![
-        VolumeMount {
-            name: "config".to_owned(),
-            mount_path: CONFIG_MOUNT_DIR.to_owned(),
-            read_only: Some(true),
-            ..Default::default()
-        },
-        VolumeMount {
-            name: "tmp".to_owned(),
-            mount_path: "/tmp".to_owned(),
-            ..Default::default()
-        },
-    ];
+    let (mut volumes, mut mounts) = pod::base_volumes(&desired.name);
+    let items: Vec<(&str, &str)> = TARGET_CREDENTIAL_KEYS.iter().map(|k| (*k, *k)).collect();
     for (target, secret) in &desired.target_secrets {
-        volumes.push(Volume {
-            name: target_volume_name(target),
-            secret: Some(SecretVolumeSource {
-                secret_name: Some(secret.clone()),
-                default_mode: Some(SECRET_FILE_MODE),
-                items: Some(
-                    TARGET_CREDENTIAL_KEYS
-                        .iter()
-                        .map(|k| KeyToPath {
-                            key: (*k).to_owned(),
-                            path: (*k).to_owned(),
-                            ..Default::default()
-                        })
-                        .collect(),
-                ),
-                ..Default::default()
-            }),
-            ..Default::default()
-        });
-        mounts.push(VolumeMount {
-            name: target_volume_name(target),
-            mount_path: format!("{TARGET_CREDENTIALS_DIR}/{target}"),
-            read_only: Some(true),
-            ..Default::default()
-        });
+        let (volume, mount) = pod::secret_volume(
+            &target_volume_name(target),
+            secret,
+            &items,
+            &format!("{TARGET_CREDENTIALS_DIR}/{target}"),
+        );
+        volumes.push(volume);
+        mounts.push(mount);
     }
 
     let container = Container {
@@ -129,13 +44,9 @@ pub fn build(desired: &DesiredPipeline, job: &DesiredJob, owner: &OwnerReference
             "--config".to_owned(),
             format!("{CONFIG_MOUNT_DIR}/{CONFIG_FILE}"),
         ]),
-        env: Some(vec![EnvVar {
-            name: "RUST_LOG".to_owned(),
-            value: Some("info".to_owned()),
-            ..Default::default()
-        }]),
+        env: Some(pod::env()),
         resources: Some(job.resources.clone()),
-        security_context: Some(container_security_context()),
+        security_context: Some(pod::container_security_context()),
         volume_mounts: Some(mounts),
         ..Default::default()
     };
@@ -172,7 +83,7 @@ pub fn build(desired: &DesiredPipeline, job: &DesiredJob, owner: &OwnerReference
                             service_account_name: Some(service_account::ingest_name(&desired.name)),
                             automount_service_account_token: Some(false),
                             restart_policy: Some("Never".to_owned()),
-                            security_context: Some(pod_security_context()),
+                            security_context: Some(pod::security_context()),
                             containers: vec![container],
                             volumes: Some(volumes),
                             ..Default::default()

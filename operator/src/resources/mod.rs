@@ -3,8 +3,13 @@
 
 pub mod configmap;
 pub mod cronjob;
+pub mod deployment;
+pub mod ingress;
 pub mod meta;
 pub mod networkpolicy;
+pub mod pdb;
+pub mod pod;
+pub mod service;
 pub mod service_account;
 pub mod webhook;
 
@@ -57,17 +62,15 @@ pub fn build(
     if let Some(w) = &desired.webhook {
         children
             .service_accounts
-            .push(webhook::service_account(desired, owner));
+            .push(service_account::webhook(desired, owner));
         children
             .deployments
-            .push(webhook::deployment(desired, w, owner));
-        children.services.push(webhook::service(desired, owner));
+            .push(deployment::build(desired, w, owner));
+        children.services.push(service::build(desired, owner));
         children
             .pod_disruption_budgets
-            .extend(webhook::pod_disruption_budget(desired, w, owner));
-        children
-            .ingresses
-            .extend(webhook::ingress(desired, w, owner));
+            .extend(pdb::build(desired, w, owner));
+        children.ingresses.extend(ingress::build(desired, w, owner));
     }
     children
 }

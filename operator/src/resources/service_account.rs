@@ -1,7 +1,7 @@
 //! ServiceAccounts the workloads run as. They never talk to the apiserver,
 //! so no token is mounted.
 
-use super::meta;
+use super::{meta, webhook};
 use crate::desired::DesiredPipeline;
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
@@ -18,6 +18,14 @@ pub fn ingest(desired: &DesiredPipeline, owner: &OwnerReference) -> ServiceAccou
             meta::labels(&desired.name, "ingest"),
             owner,
         ),
+        automount_service_account_token: Some(false),
+        ..Default::default()
+    }
+}
+
+pub fn webhook(desired: &DesiredPipeline, owner: &OwnerReference) -> ServiceAccount {
+    ServiceAccount {
+        metadata: webhook::object_meta(desired, owner),
         automount_service_account_token: Some(false),
         ..Default::default()
     }

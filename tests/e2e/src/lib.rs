@@ -371,6 +371,24 @@ impl TestEnv {
     }
 }
 
+/// Wait until the pipeline `name` is Ready=True at its current generation.
+pub async fn wait_ready(env: &TestEnv, name: &str) -> Result<FleetPipeline> {
+    wait_for(
+        "Ready=True at the current generation",
+        Duration::from_secs(60),
+        || async {
+            let fp = env.pipelines().get(name).await?;
+            let status = fp.status.clone().unwrap_or_default();
+            let ok = status
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True");
+            Ok((ok && status.observed_generation == fp.metadata.generation).then_some(fp))
+        },
+    )
+    .await
+}
+
 /// A client authenticating with a bearer `token` (e.g. from `kubectl create token`).
 pub async fn client_with_token(token: &str) -> Result<Client> {
     let env = harness()?;

@@ -7,9 +7,8 @@ use anyhow::{Result, anyhow, ensure};
 use fleet_e2e::netpol::{Endpoint, Labels, allowed};
 use fleet_e2e::{
     TestEnv, audit_mark, audit_writes_since, client, client_with_token, example_in, kubectl,
-    kubectl_stdin, repo_root, wait_for,
+    kubectl_stdin, repo_root, wait_for, wait_ready,
 };
-use fleet_operator::crd::FleetPipeline;
 use fleet_operator::resources::OperatorIdentity;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::CronJob;
@@ -22,19 +21,6 @@ use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 const PIPELINE: &str = "kenya-fleet";
-
-async fn ready(env: &TestEnv, name: &str) -> Result<FleetPipeline> {
-    wait_for("Ready=True at the current generation", TIMEOUT, || async {
-        let fp = env.pipelines().get(name).await?;
-        let status = fp.status.clone().unwrap_or_default();
-        let ok = status
-            .conditions
-            .iter()
-            .any(|c| c.type_ == "Ready" && c.status == "True");
-        Ok((ok && status.observed_generation == fp.metadata.generation).then_some(fp))
-    })
-    .await
-}
 
 fn names<K: kube::Resource>(items: &[K]) -> Vec<String> {
     let mut n: Vec<String> = items.iter().filter_map(|i| i.meta().name.clone()).collect();
@@ -75,7 +61,7 @@ async fn webhook_objects_follow_the_spec_and_are_pruned() -> Result<()> {
     let env = TestEnv::start("webhook").await?;
     env.example_secrets().await?;
     ensure!(env.apply(&example_in(&env.namespace)?)?.success);
-    ready(&env, PIPELINE).await?;
+    wait_ready(&env, PIPELINE).await?;
 
     let dep = env.api::<Deployment>().get("kenya-fleet-webhook").await?;
     let spec = dep.spec.clone().unwrap_or_default();
@@ -175,7 +161,7 @@ async fn webhook_objects_follow_the_spec_and_are_pruned() -> Result<()> {
         .then_some(()))
     })
     .await?;
-    let fp = ready(&env, PIPELINE).await?;
+    let fp = wait_ready(&env, PIPELINE).await?;
     ensure!(fp.status.and_then(|s| s.webhook).map(|w| w.summary) == Some("Disabled".into()));
     env.cleanup().await;
     Ok(())
@@ -186,7 +172,7 @@ async fn drift_is_healed() -> Result<()> {
     let env = TestEnv::start("drift").await?;
     env.example_secrets().await?;
     ensure!(env.apply(&example_in(&env.namespace)?)?.success);
-    ready(&env, PIPELINE).await?;
+    wait_ready(&env, PIPELINE).await?;
 
     // Someone edits a CronJob, deletes the ConfigMap and a NetworkPolicy.
     let out = env.kubectl(&[
@@ -296,7 +282,7 @@ async fn missing_secret_degrades_without_hot_loop_and_recovers() -> Result<()> {
 
     // The Secret appears: the pipeline recovers without a restart.
     env.secret("jimi-push", &[("token", "t")]).await?;
-    ready(&env, PIPELINE).await?;
+    wait_ready(&env, PIPELINE).await?;
     env.cleanup().await;
     Ok(())
 }
@@ -315,7 +301,7 @@ async fn a_broken_pipeline_does_not_stall_the_others() -> Result<()> {
         ensure!(env.apply(&serde_json::to_string(&bad)?)?.success);
     }
     ensure!(env.apply(&serde_json::to_string(&example)?)?.success);
-    ready(&env, PIPELINE).await?;
+    wait_ready(&env, PIPELINE).await?;
     for i in 0..3 {
         let fp = env.pipelines().get(&format!("broken-{i}")).await?;
         let reason = fp
@@ -372,7 +358,7 @@ async fn network_policies_mean_what_the_readme_says() -> Result<()> {
         {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}
     ]);
     ensure!(env.apply(&serde_json::to_string(&manifest)?)?.success);
-    ready(&env, PIPELINE).await?;
+    wait_ready(&env, PIPELINE).await?;
 
     // The policies and pod labels exactly as stored in the apiserver.
     let policies = env
@@ -525,7 +511,7 @@ async fn runs_under_the_minimal_rbac_and_writes_nothing_in_steady_state() -> Res
     env.example_secrets().await?;
     let mark = audit_mark()?;
     ensure!(env.apply(&example_in(&env.namespace)?)?.success);
-    ready(&env, PIPELINE).await?;
+    wait_ready(&env, PIPELINE).await?;
     // Settle: the status write triggers one more reconcile.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let create_writes = audit_writes_since(mark, &user)?;
@@ -582,7 +568,7 @@ async fn runs_under_the_minimal_rbac_and_writes_nothing_in_steady_state() -> Res
         Ok((cj.spec.schedule == "*/9 * * * *").then_some(()))
     })
     .await?;
-    ready(&env, PIPELINE).await?;
+    wait_ready(&env, PIPELINE).await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let change_writes = audit_writes_since(change, &user)?;
     let uris: Vec<_> = change_writes

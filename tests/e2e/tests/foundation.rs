@@ -4,8 +4,7 @@
 //! controller-manager's garbage collector removes children on delete.
 
 use anyhow::{Result, ensure};
-use fleet_e2e::{TestEnv, example_in, wait_for};
-use fleet_operator::crd::FleetPipeline;
+use fleet_e2e::{TestEnv, example_in, wait_for, wait_ready};
 use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
 use kube::api::ListParams;
@@ -22,23 +21,6 @@ async fn cron_jobs(env: &TestEnv) -> Result<Vec<CronJob>> {
         .items)
 }
 
-async fn ready(env: &TestEnv) -> Result<FleetPipeline> {
-    wait_for(
-        "Ready=True with observedGeneration current",
-        TIMEOUT,
-        || async {
-            let fp = env.pipelines().get(PIPELINE).await?;
-            let status = fp.status.clone().unwrap_or_default();
-            let ready = status
-                .conditions
-                .iter()
-                .any(|c| c.type_ == "Ready" && c.status == "True");
-            Ok((ready && status.observed_generation == fp.metadata.generation).then_some(fp))
-        },
-    )
-    .await
-}
-
 #[tokio::test]
 async fn example_is_reconciled_into_owned_cronjobs_and_config() -> Result<()> {
     let env = TestEnv::start("example").await?;
@@ -50,7 +32,7 @@ async fn example_is_reconciled_into_owned_cronjobs_and_config() -> Result<()> {
         out.stderr
     );
 
-    let fp = ready(&env).await?;
+    let fp = wait_ready(&env, PIPELINE).await?;
     let uid = fp.metadata.uid.clone().unwrap_or_default();
 
     let cjs = wait_for("seven CronJobs", TIMEOUT, || async {
@@ -164,7 +146,7 @@ async fn editing_a_schedule_updates_its_cronjob_and_disabling_prunes() -> Result
     let env = TestEnv::start("edit").await?;
     env.example_secrets().await?;
     ensure!(env.apply(&example_in(&env.namespace)?)?.success);
-    ready(&env).await?;
+    wait_ready(&env, PIPELINE).await?;
 
     let out = env.kubectl(&[
         "patch",
@@ -194,7 +176,7 @@ async fn editing_a_schedule_updates_its_cronjob_and_disabling_prunes() -> Result
         },
     )
     .await?;
-    let fp = ready(&env).await?;
+    let fp = wait_ready(&env, PIPELINE).await?;
     let status = fp.status.unwrap_or_default();
     ensure!(
         status.jobs.iter().all(|j| j.name != "trips"),
@@ -217,7 +199,7 @@ async fn suspend_reaches_every_cronjob() -> Result<()> {
     let env = TestEnv::start("suspend").await?;
     env.example_secrets().await?;
     ensure!(env.apply(&example_in(&env.namespace)?)?.success);
-    ready(&env).await?;
+    wait_ready(&env, PIPELINE).await?;
     let out = env.kubectl(&[
         "patch",
         "fp",
@@ -232,7 +214,7 @@ async fn suspend_reaches_every_cronjob() -> Result<()> {
         Ok((cjs.len() == 7 && cjs.iter().all(|c| c.spec.suspend == Some(true))).then_some(()))
     })
     .await?;
-    let fp = ready(&env).await?;
+    let fp = wait_ready(&env, PIPELINE).await?;
     let ready_cond = fp
         .status
         .unwrap_or_default()
@@ -254,7 +236,7 @@ async fn steady_state_reconciles_write_nothing() -> Result<()> {
     let env = TestEnv::start("steady").await?;
     env.example_secrets().await?;
     ensure!(env.apply(&example_in(&env.namespace)?)?.success);
-    ready(&env).await?;
+    wait_ready(&env, PIPELINE).await?;
     // Let the first reconciles settle (status patch triggers one more).
     tokio::time::sleep(Duration::from_secs(3)).await;
     let before = env.operator_writes();
@@ -280,7 +262,7 @@ async fn deleting_the_pipeline_garbage_collects_its_children() -> Result<()> {
     let env = TestEnv::start("delete").await?;
     env.example_secrets().await?;
     ensure!(env.apply(&example_in(&env.namespace)?)?.success);
-    ready(&env).await?;
+    wait_ready(&env, PIPELINE).await?;
     ensure!(cron_jobs(&env).await?.len() == 7);
 
     let out = env.kubectl(&["delete", "fleetpipeline", PIPELINE, "--wait=true"])?;
