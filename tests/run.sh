@@ -37,3 +37,6 @@ cargo build --workspace --bins --locked
 
 step "cargo test (unit and end-to-end)"
 cargo test --workspace --locked --no-fail-fast
+
+step "container images (buildah, from our release binaries) and their checks"
+tests/images/build.sh

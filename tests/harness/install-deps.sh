@@ -18,7 +18,8 @@ REPO="$(cd "$HERE/../.." && pwd)"
 #   procps         ps/pgrep for inspecting processes when debugging
 #   curl           readiness checks
 #   util-linux     runuser (essential on Debian; listed for completeness)
-PACKAGES=(postgresql-15 openssl procps curl util-linux ca-certificates)
+#   buildah        builds and checks the container images (tests/images/build.sh)
+PACKAGES=(postgresql-15 openssl procps curl util-linux ca-certificates buildah)
 
 log() { printf '[install-deps.sh] %s\n' "$*" >&2; }
 
@@ -58,3 +59,4 @@ fi
 
 command -v go >/dev/null || { log "error: Go 1.26.x is required to build the control plane (https://go.dev/dl/)"; exit 1; }
 "$REPO/tests/control-plane/build.sh"
+"$REPO/tests/helm-tool/build.sh"   # helm, for the chart tests (tests/e2e/tests/helm.rs)

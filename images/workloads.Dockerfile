@@ -1,0 +1,16 @@
+# The workload image: `fleet-ingest <job>` (the CronJobs) and `fleet-webhook`
+# (the push receiver). Same build as the operator image.
+#
+#   docker build -f images/workloads.Dockerfile -t fleet-workloads:dev .
+FROM docker.io/library/rust:1.95-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN cargo build --locked --release -p fleet-workloads --bins \
+ && install -D -m 0755 target/release/fleet-ingest /out/fleet-ingest \
+ && install -D -m 0755 target/release/fleet-webhook /out/fleet-webhook
+
+FROM gcr.io/distroless/cc-debian12:nonroot
+COPY --from=build /out/ /usr/local/bin/
+USER 65532:65532
+EXPOSE 8080
+ENTRYPOINT ["/usr/local/bin/fleet-webhook"]
