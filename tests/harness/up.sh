@@ -200,6 +200,8 @@ log "pki, kubeconfig and audit policy ready in $(($(now_ms) - t)) ms"
 start() {
   local name="$1"
   shift
+  # Keep the command line so tests/harness/restart.sh can start it again.
+  printf '%q ' "$@" >"$PIDS/$name.cmd"
   "$@" </dev/null >"$LOGS/$name.log" 2>&1 &
   echo $! >"$PIDS/$name.pid"
   started=1
