@@ -178,7 +178,7 @@ async fn converge(
     sync_kind!(ServiceAccount, children.service_accounts);
     sync_kind!(ConfigMap, children.config_maps);
     sync_kind!(NetworkPolicy, children.network_policies);
-    let cron_jobs = sync_kind!(CronJob, children.cron_jobs);
+    sync_kind!(CronJob, children.cron_jobs);
     let deployments = sync_kind!(Deployment, children.deployments);
     sync_kind!(Service, children.services);
     sync_kind!(PodDisruptionBudget, children.pod_disruption_budgets);
@@ -193,7 +193,6 @@ async fn converge(
     Ok(Converged {
         desired,
         observed: Observed {
-            cron_jobs,
             webhook: deployments.into_iter().next(),
         },
     })

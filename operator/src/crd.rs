@@ -499,9 +499,6 @@ pub struct JobStatus {
     pub schedule: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suspended: Option<bool>,
-    /// When the CronJob last started a run.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_schedule_time: Option<String>,
     /// When the last run finished, from the database's ingestion_log.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_run: Option<String>,

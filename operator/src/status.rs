@@ -8,17 +8,17 @@ use crate::desired::DesiredPipeline;
 use crate::resources::cronjob;
 use crate::resources::webhook;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 pub const READY: &str = "Ready";
 pub const PROGRESSING: &str = "Progressing";
 pub const DEGRADED: &str = "Degraded";
 
-/// Live objects whose status feeds the pipeline's status.
+/// Live objects whose status feeds the pipeline's status. (CronJob run
+/// times are deliberately not copied: they change on every run and would
+/// make status churn; ingest health comes from the database instead.)
 #[derive(Clone, Debug, Default)]
 pub struct Observed {
-    pub cron_jobs: Vec<CronJob>,
     pub webhook: Option<Deployment>,
 }
 
@@ -72,7 +72,6 @@ pub fn compute(
     let conds = &mut status.conditions;
     match outcome {
         Outcome::Reconciled { desired, observed } => {
-            let cron_jobs = &observed.cron_jobs;
             status.observed_generation = generation;
             let (reason, message) = if desired.suspend {
                 (
@@ -122,9 +121,6 @@ pub fn compute(
                 .iter()
                 .map(|job| {
                     let cj_name = cronjob::name(&desired.name, job.kind);
-                    let live = cron_jobs
-                        .iter()
-                        .find(|c| c.metadata.name.as_deref() == Some(&cj_name));
                     let previous =
                         previous.and_then(|p| p.jobs.iter().find(|j| j.name == job.kind.as_str()));
                     JobStatus {
@@ -132,10 +128,6 @@ pub fn compute(
                         cron_job: cj_name,
                         schedule: job.schedule.clone(),
                         suspended: Some(job.suspend),
-                        last_schedule_time: live
-                            .and_then(|c| c.status.as_ref())
-                            .and_then(|s| s.last_schedule_time.as_ref())
-                            .map(|t| t.0.to_string()),
                         last_run: previous.and_then(|p| p.last_run.clone()),
                         last_rows_inserted: previous.and_then(|p| p.last_rows_inserted),
                         state: Some(

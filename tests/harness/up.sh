@@ -318,7 +318,7 @@ start kube-apiserver "$CP_BIN/kube-apiserver" \
   --client-ca-file="$PKI/ca.crt" \
   --token-auth-file="$PKI/tokens.csv" \
   --authorization-mode=RBAC \
-  --service-cluster-ip-range=10.0.0.0/24 \
+  --service-cluster-ip-range=10.0.0.0/16 \
   --service-account-issuer=https://kubernetes.default.svc.cluster.local \
   --service-account-key-file="$PKI/sa.pub" \
   --service-account-signing-key-file="$PKI/sa.key" \
