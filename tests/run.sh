@@ -35,6 +35,8 @@ tests/harness/up.sh "$FP_STATE_DIR"
 step "cargo build (binaries the end-to-end tests run)"
 cargo build --workspace --bins --locked
 
+step "go test: the Argo CD health check under gopher-lua (tests/argocd)" && (cd tests/argocd && go test ./...)
+
 step "cargo test (unit and end-to-end)"
 cargo test --workspace --locked --no-fail-fast
 
