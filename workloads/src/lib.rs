@@ -1,2 +1,3 @@
 pub mod config;
 pub mod push;
+pub mod webhook;
