@@ -5,12 +5,11 @@
 FROM docker.io/library/rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --locked --release -p fleet-workloads --bins \
- && install -D -m 0755 target/release/fleet-ingest /out/fleet-ingest \
- && install -D -m 0755 target/release/fleet-webhook /out/fleet-webhook
+# Every binary of the workloads package (fleet-webhook, fleet-ingest).
+RUN cargo install --locked --path workloads --root /out
 
 FROM gcr.io/distroless/cc-debian12:nonroot
-COPY --from=build /out/ /usr/local/bin/
+COPY --from=build /out/bin/ /usr/local/bin/
 USER 65532:65532
 EXPOSE 8080
 ENTRYPOINT ["/usr/local/bin/fleet-webhook"]

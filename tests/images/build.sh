@@ -30,9 +30,10 @@ command -v buildah >/dev/null || die "buildah not installed (apt-get install bui
 IMAGES=(
   "fleet-operator|fleet-operator|fleet-operator|fleet-operator|run"
 )
-# The workload image once its binaries exist in the workspace.
-if grep -q '^name = "fleet-ingest"' workloads/Cargo.toml 2>/dev/null; then
-  IMAGES+=("fleet-workloads|fleet-workloads|fleet-ingest fleet-webhook|fleet-webhook|")
+# The workload image: every [[bin]] of the workloads package.
+workload_bins="$(grep -A1 '^\[\[bin\]\]' workloads/Cargo.toml | sed -n 's/^name = "\(.*\)"/\1/p' | tr '\n' ' ' | sed 's/ $//')"
+if [[ -n "$workload_bins" ]]; then
+  IMAGES+=("fleet-workloads|fleet-workloads|$workload_bins|fleet-webhook|")
 fi
 
 mkdir -p "$OUT"

@@ -1,3 +1,4 @@
 pub mod config;
 pub mod push;
+pub mod store;
 pub mod webhook;

@@ -474,6 +474,83 @@ pub fn audit_writes_since(mark: u64, username: &str) -> Result<Vec<AuditEvent>> 
         .collect())
 }
 
+/// A plain HTTP/1.0 request on loopback: (status code, body).
+pub fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut head = format!(
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if let Some(ct) = content_type {
+        head.push_str(&format!("Content-Type: {ct}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(body)?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let code = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| anyhow!("no status line in {text:?}"))?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Ok((code, body))
+}
+
+/// A fresh database on the harness's PostgreSQL, dropped by [`TestDb::drop_db`].
+pub struct TestDb {
+    pub name: String,
+    pub admin_url: String,
+}
+
+impl TestDb {
+    pub async fn create(prefix: &str) -> Result<Self> {
+        use sqlx::Connection;
+        let env = harness()?;
+        let admin_url = env.database_url()?.to_owned();
+        let n = NS_COUNTER.fetch_add(1, Ordering::SeqCst);
+        let name = format!("{prefix}_{}_{n}", std::process::id());
+        let mut conn = sqlx::PgConnection::connect(&admin_url).await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+            .execute(&mut conn)
+            .await?;
+        Ok(TestDb { name, admin_url })
+    }
+
+    /// URL of this database as the superuser.
+    pub fn url(&self) -> String {
+        match self.admin_url.rsplit_once('/') {
+            Some((base, _)) => format!("{base}/{}", self.name),
+            None => self.admin_url.clone(),
+        }
+    }
+
+    pub async fn drop_db(self) {
+        use sqlx::Connection;
+        if let Ok(mut conn) = sqlx::PgConnection::connect(&self.admin_url).await {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                self.name
+            )))
+            .execute(&mut conn)
+            .await;
+        }
+    }
+}
+
 /// Poll `check` until it returns `Some`, or fail after `timeout`.
 pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> Result<T>
 where

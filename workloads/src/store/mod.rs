@@ -1,0 +1,22 @@
+//! PostgreSQL access shared by the workloads and the operator: connection
+//! options from the rendered config, the embedded migrations, and the push
+//! store.
+
+pub mod connect;
+pub mod push;
+pub mod schema;
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum DbError {
+    #[error("cannot read database credentials {path}: {source}")]
+    Credentials {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("database: {0}")]
+    Sql(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
