@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The local demo: a real control plane and PostgreSQL on loopback, the CRD,
-# the operator binary, and examples/fleetpipeline.yaml reconciled into its
-# ConfigMap, ServiceAccount and CronJobs. Ends with `kubectl get fleetpipeline`.
+# the operator binary, and examples/fleetpipeline.yaml (pointed at the demo's
+# PostgreSQL) reconciled into its objects and its database schema. Ends with
+# `kubectl get fleetpipeline`.
 #
 # Usage: tests/demo.sh           run, show the result, stop everything
 #        tests/demo.sh --keep    leave it running (stop: tests/harness/down.sh /tmp/fleetpipeline/demo-state)
@@ -62,13 +63,23 @@ kubectl -n fleet create secret generic tracksolid-hk \
   --from-literal=appKey=demo-app-key --from-literal=appSecret=demo-app-secret \
   --from-literal=userId=demo --from-literal=userPassword=demo-password
 kubectl -n fleet create secret generic jimi-push --from-literal=token=demo-push-token
+# The database: the demo's own PostgreSQL (its superuser stands in for the
+# admin login a real installation would create for the operator).
+PG_HOSTPORT="${DATABASE_URL#*@}"; PG_HOSTPORT="${PG_HOSTPORT%%/*}"
+PG_PASSWORD="${DATABASE_URL#postgres://postgres:}"; PG_PASSWORD="${PG_PASSWORD%%@*}"
 kubectl -n fleet create secret generic fleet-db-admin --type=kubernetes.io/basic-auth \
-  --from-literal=username=postgres --from-literal=password=unused-in-this-demo
-kubectl apply -f examples/fleetpipeline.yaml
+  --from-literal=username=postgres --from-literal=password="$PG_PASSWORD"
+sed -e "s|host: timescaledb.fleet.svc|host: ${PG_HOSTPORT%%:*}|" \
+    -e "s|port: 5432|port: ${PG_HOSTPORT##*:}|" \
+    -e "s|name: fleet$|name: postgres|" \
+    -e "s|sslMode: prefer|sslMode: disable|" \
+    examples/fleetpipeline.yaml | kubectl apply -f -
 kubectl -n fleet wait --for=condition=Ready --timeout=60s fleetpipeline/kenya-fleet
 
 step "what the operator made"
 kubectl -n fleet get cronjobs,deployments,services,poddisruptionbudgets,networkpolicies,configmaps,serviceaccounts -l app.kubernetes.io/instance=kenya-fleet
+step "the schema the operator migrated (psql)"
+psql "$DATABASE_URL" -c "SELECT endpoint, active, max_age_seconds FROM tracksolid.pipeline_endpoints ORDER BY 1"
 step "kubectl get fleetpipeline"
 kubectl -n fleet get fleetpipeline
 if [[ $keep -eq 1 ]]; then

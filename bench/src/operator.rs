@@ -95,7 +95,7 @@ fn prepare(ns: &str) -> Result<(String, PathBuf)> {
         "generic",
         "fleet-db-admin",
         "--from-literal=username=postgres",
-        "--from-literal=password=x",
+        &format!("--from-literal=password={}", fleet_e2e::db_password()?),
     ])?)?;
     ok(kubectl(&[
         "-n",

@@ -3,6 +3,7 @@
 
 use crate::apply::{Writes, sync};
 use crate::crd::{FleetPipeline, FleetPipelineStatus};
+use crate::database;
 use crate::dereference;
 use crate::desired::{self, DesiredPipeline};
 use crate::error::{Error, Result};
@@ -114,7 +115,13 @@ async fn reconcile_inner(fp: &FleetPipeline, ctx: &Context) -> Result<Action> {
                 observed: &observed.observed,
             };
             write_status(fp, ctx, &ns, &outcome).await?;
-            Ok(Action::requeue(ctx.settings.resync))
+            let db_failed = matches!(observed.observed.database, Some(Err(_)));
+            // A database problem is retried on a short timer (not a hot loop).
+            Ok(Action::requeue(if db_failed {
+                ctx.settings.resync.min(Duration::from_secs(30))
+            } else {
+                ctx.settings.resync
+            }))
         }
         Err(err) => {
             ctx.metrics
@@ -156,7 +163,8 @@ async fn converge(
     owner: &OwnerReference,
 ) -> Result<Converged> {
     let desired = desired::resolve(fp, &ctx.settings.workload_image)?;
-    dereference::check_secrets(&ctx.client, ns, &desired.secrets).await?;
+    let secrets = dereference::check_secrets(&ctx.client, ns, &desired.secrets).await?;
+    let admin_secret = &fp.spec.database.admin_secret_ref.name;
     let children = resources::build(&desired, owner, &ctx.settings.identity);
 
     let selector = meta::instance_selector(&desired.name);
@@ -190,10 +198,27 @@ async fn converge(
             "owned objects converged"
         );
     }
+    // The database after the cluster objects: a database outage never keeps
+    // the CronJobs and policies from converging.
+    let db = match dereference::admin_login(&secrets, admin_secret) {
+        Some(login) => {
+            let claimant = database::Claimant {
+                namespace: ns.to_owned(),
+                name: desired.name.clone(),
+                uid: uid.to_owned(),
+            };
+            database::converge(&desired, &login, &claimant).await
+        }
+        None => Err(database::DbError::AuthFailed),
+    };
+    if let Err(e) = &db {
+        warn!(reason = e.reason(), error = %e, "database not ready");
+    }
     Ok(Converged {
         desired,
         observed: Observed {
             webhook: deployments.into_iter().next(),
+            database: Some(db),
         },
     })
 }

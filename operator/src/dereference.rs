@@ -6,20 +6,26 @@
 //! appears.
 
 use crate::crd::FleetPipeline;
+use crate::database::AdminLogin;
 use crate::desired::SecretRequirement;
 use crate::error::{Error, Result};
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client};
+use std::collections::BTreeMap;
 
-/// Check every required Secret and key.
+/// Check every required Secret and key; returns them by name.
 pub async fn check_secrets(
     client: &Client,
     namespace: &str,
     required: &[SecretRequirement],
-) -> Result<()> {
+) -> Result<BTreeMap<String, Secret>> {
     let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let mut found = BTreeMap::new();
     for req in required {
-        let secret = api.get_opt(&req.name).await?;
+        let secret = match found.get(&req.name) {
+            Some(s) => Some(Secret::clone(s)),
+            None => api.get_opt(&req.name).await?,
+        };
         let missing_key = match &secret {
             None => {
                 return Err(Error::SecretMissing {
@@ -37,8 +43,34 @@ pub async fn check_secrets(
                 key: Some(key.clone()),
             });
         }
+        if let Some(s) = secret {
+            found.insert(req.name.clone(), s);
+        }
     }
-    Ok(())
+    Ok(found)
+}
+
+fn value(secret: &Secret, key: &str) -> Option<String> {
+    secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(key))
+        .map(|v| String::from_utf8_lossy(&v.0).into_owned())
+        .or_else(|| {
+            secret
+                .string_data
+                .as_ref()
+                .and_then(|d| d.get(key).cloned())
+        })
+}
+
+/// The admin login from the (already checked) admin Secret.
+pub fn admin_login(secrets: &BTreeMap<String, Secret>, name: &str) -> Option<AdminLogin> {
+    let s = secrets.get(name)?;
+    Some(AdminLogin {
+        username: value(s, "username")?,
+        password: value(s, "password")?,
+    })
 }
 
 fn has_key(secret: &Secret, key: &str) -> bool {

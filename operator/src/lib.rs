@@ -8,6 +8,7 @@
 pub mod apply;
 pub mod controller;
 pub mod crd;
+pub mod database;
 pub mod dereference;
 pub mod desired;
 pub mod duration;

@@ -4,6 +4,7 @@
 //! status and no write.
 
 use crate::crd::{FleetPipelineStatus, JobStatus, WebhookStatus};
+use crate::database::{DbError, DbState};
 use crate::desired::DesiredPipeline;
 use crate::resources::cronjob;
 use crate::resources::webhook;
@@ -13,6 +14,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 pub const READY: &str = "Ready";
 pub const PROGRESSING: &str = "Progressing";
 pub const DEGRADED: &str = "Degraded";
+pub const DATABASE_READY: &str = "DatabaseReady";
+pub const INGEST_HEALTHY: &str = "IngestHealthy";
 
 /// Live objects whose status feeds the pipeline's status. (CronJob run
 /// times are deliberately not copied: they change on every run and would
@@ -20,6 +23,8 @@ pub const DEGRADED: &str = "Degraded";
 #[derive(Clone, Debug, Default)]
 pub struct Observed {
     pub webhook: Option<Deployment>,
+    /// The database step's result (None when it was not attempted).
+    pub database: Option<Result<DbState, DbError>>,
 }
 
 /// What a reconcile found.
@@ -73,26 +78,82 @@ pub fn compute(
     match outcome {
         Outcome::Reconciled { desired, observed } => {
             status.observed_generation = generation;
-            let (reason, message) = if desired.suspend {
-                (
+            let db = observed.database.as_ref();
+            let db_ok = db.and_then(|r| r.as_ref().ok());
+            let health = db_ok.map(|d| d.health.as_slice()).unwrap_or(&[]);
+            let (ready, reason, message) = match db {
+                Some(Err(e)) => (false, e.reason(), e.to_string()),
+                _ if desired.suspend => (
+                    true,
                     "Suspended",
-                    "spec.suspend is true: every CronJob is suspended",
-                )
-            } else {
-                ("Reconciled", "every owned object matches the spec")
+                    "spec.suspend is true: every CronJob is suspended".to_owned(),
+                ),
+                _ => (
+                    true,
+                    "Reconciled",
+                    "every owned object matches the spec".to_owned(),
+                ),
             };
-            set_condition(conds, READY, true, reason, message, generation, now);
+            set_condition(conds, READY, ready, reason, &message, generation, now);
             set_condition(conds, PROGRESSING, false, "UpToDate", "", generation, now);
-            set_condition(conds, DEGRADED, false, "AsExpected", "", generation, now);
-            status.targets = i32::try_from(desired.config.targets.len()).ok();
-            status.ingest = Some(
-                if desired.suspend {
-                    "Suspended"
-                } else {
-                    "Unknown"
+            if ready {
+                set_condition(conds, DEGRADED, false, "AsExpected", "", generation, now);
+            } else {
+                set_condition(conds, DEGRADED, true, reason, &message, generation, now);
+            }
+            match db {
+                Some(Ok(d)) => {
+                    status.schema_version = Some(d.schema_version);
+                    set_condition(
+                        conds,
+                        DATABASE_READY,
+                        true,
+                        "Migrated",
+                        &format!("schema at version {}", d.schema_version),
+                        generation,
+                        now,
+                    );
                 }
-                .to_owned(),
-            );
+                Some(Err(e)) => {
+                    set_condition(
+                        conds,
+                        DATABASE_READY,
+                        false,
+                        e.reason(),
+                        &e.to_string(),
+                        generation,
+                        now,
+                    );
+                }
+                None => {}
+            }
+            let ingest = if desired.suspend {
+                "Suspended"
+            } else if db_ok.is_none() {
+                "Unknown"
+            } else {
+                summarize(health)
+            };
+            status.ingest = Some(ingest.to_owned());
+            if db_ok.is_some() {
+                let healthy = ingest == "Healthy" || ingest == "Suspended";
+                let detail = health
+                    .iter()
+                    .filter(|h| h.state != "Healthy")
+                    .map(|h| format!("{}: {}", h.endpoint, h.state))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                set_condition(
+                    conds,
+                    INGEST_HEALTHY,
+                    healthy,
+                    ingest,
+                    &detail,
+                    generation,
+                    now,
+                );
+            }
+            status.targets = i32::try_from(desired.config.targets.len()).ok();
             status.webhook = Some(match &desired.webhook {
                 None => WebhookStatus {
                     summary: "Disabled".to_owned(),
@@ -121,18 +182,16 @@ pub fn compute(
                 .iter()
                 .map(|job| {
                     let cj_name = cronjob::name(&desired.name, job.kind);
-                    let previous =
-                        previous.and_then(|p| p.jobs.iter().find(|j| j.name == job.kind.as_str()));
+                    let h = health.iter().find(|h| h.endpoint == job.kind.as_str());
                     JobStatus {
                         name: job.kind.as_str().to_owned(),
                         cron_job: cj_name,
                         schedule: job.schedule.clone(),
                         suspended: Some(job.suspend),
-                        last_run: previous.and_then(|p| p.last_run.clone()),
-                        last_rows_inserted: previous.and_then(|p| p.last_rows_inserted),
+                        last_run: h.and_then(|h| h.last_run.clone()),
+                        last_rows_inserted: h.and_then(|h| h.last_rows_inserted),
                         state: Some(
-                            previous
-                                .and_then(|p| p.state.clone())
+                            h.map(|h| h.state.clone())
                                 .unwrap_or_else(|| "Unknown".to_owned()),
                         ),
                     }
@@ -155,6 +214,22 @@ pub fn compute(
         }
     }
     status
+}
+
+/// One word for the pipeline's ingest: Failing if any active endpoint
+/// fails, else Stale if any is late, else Healthy once all have run, else
+/// Unknown (nothing has run yet).
+pub fn summarize(health: &[crate::database::EndpointHealth]) -> &'static str {
+    let any = |state: &str| health.iter().any(|h| h.state == state);
+    if any("Failing") {
+        "Failing"
+    } else if any("Stale") {
+        "Stale"
+    } else if !health.is_empty() && health.iter().all(|h| h.state == "Healthy") {
+        "Healthy"
+    } else {
+        "Unknown"
+    }
 }
 
 /// A merge patch must null out fields that disappeared, not omit them.
@@ -238,6 +313,83 @@ mod tests {
         assert_eq!(ready.observed_generation, Some(1));
         assert_eq!(first.jobs.len(), 7);
         assert_eq!(first.targets, Some(1));
+    }
+
+    #[test]
+    fn database_state_reaches_conditions_and_columns() {
+        use crate::database::{DbError, DbState, EndpointHealth};
+        let d = resolve(&example(), "img").unwrap();
+        let now = t("2026-01-01T00:00:00Z");
+        let down = Observed {
+            webhook: None,
+            database: Some(Err(DbError::Unreachable("connection refused".into()))),
+        };
+        let st = compute(
+            None,
+            Some(1),
+            &Outcome::Reconciled {
+                desired: &d,
+                observed: &down,
+            },
+            &now,
+        );
+        let ready = st.conditions.iter().find(|c| c.type_ == READY).unwrap();
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "Unreachable")
+        );
+        let db = st
+            .conditions
+            .iter()
+            .find(|c| c.type_ == DATABASE_READY)
+            .unwrap();
+        assert_eq!(db.status, "False");
+        assert_eq!(st.ingest.as_deref(), Some("Unknown"));
+
+        let h = |e: &str, s: &str| EndpointHealth {
+            endpoint: e.into(),
+            state: s.into(),
+            last_run: Some("2026-01-01T00:00:00Z".into()),
+            last_rows_inserted: Some(3),
+        };
+        let up = Observed {
+            webhook: None,
+            database: Some(Ok(DbState {
+                schema_version: 7,
+                health: vec![h("alarms", "Healthy"), h("positions", "Stale")],
+            })),
+        };
+        let st = compute(
+            None,
+            Some(1),
+            &Outcome::Reconciled {
+                desired: &d,
+                observed: &up,
+            },
+            &now,
+        );
+        assert_eq!(st.schema_version, Some(7));
+        assert_eq!(st.ingest.as_deref(), Some("Stale"));
+        let ingest = st
+            .conditions
+            .iter()
+            .find(|c| c.type_ == INGEST_HEALTHY)
+            .unwrap();
+        assert_eq!(
+            (ingest.status.as_str(), ingest.message.as_str()),
+            ("False", "positions: Stale")
+        );
+        let alarms = st.jobs.iter().find(|j| j.name == "alarms").unwrap();
+        assert_eq!(
+            (alarms.state.as_deref(), alarms.last_rows_inserted),
+            (Some("Healthy"), Some(3))
+        );
+        assert_eq!(
+            summarize(&[h("a", "Healthy"), h("b", "Failing")]),
+            "Failing"
+        );
+        assert_eq!(summarize(&[h("a", "Healthy")]), "Healthy");
+        assert_eq!(summarize(&[]), "Unknown");
     }
 
     #[test]

@@ -209,11 +209,72 @@ pub async fn client() -> Result<Client> {
     Ok(Client::try_from(config)?)
 }
 
-/// The example manifest, moved into `namespace`.
+/// The harness PostgreSQL: (host, port, superuser, password).
+pub fn database() -> Result<(String, u16, String, String)> {
+    let env = harness()?;
+    let url = env.database_url()?;
+    let rest = url
+        .strip_prefix("postgres://")
+        .or_else(|| url.strip_prefix("postgresql://"))
+        .ok_or_else(|| anyhow!("DATABASE_URL is not a postgres:// URL"))?;
+    let (auth, hostpart) = rest
+        .split_once('@')
+        .ok_or_else(|| anyhow!("DATABASE_URL has no user"))?;
+    let (user, password) = auth.split_once(':').unwrap_or((auth, ""));
+    let hostport = hostpart.split('/').next().unwrap_or(hostpart);
+    let (host, port) = hostport.rsplit_once(':').unwrap_or((hostport, "5432"));
+    Ok((
+        host.to_owned(),
+        port.parse()?,
+        user.to_owned(),
+        password.to_owned(),
+    ))
+}
+
+/// The superuser password of the harness PostgreSQL (for admin Secrets).
+pub fn db_password() -> Result<String> {
+    Ok(database()?.3)
+}
+
+/// The database a namespace's pipelines use: `fp_<namespace>`, created on
+/// first use, so tests never claim each other's schemas.
+pub fn database_for(namespace: &str) -> Result<String> {
+    let name = format!("fp_{}", namespace.replace('-', "_"));
+    let env = harness()?;
+    let out = Command::new("psql")
+        .arg(env.database_url()?)
+        .args(["-v", "ON_ERROR_STOP=1", "-qAt", "-c"])
+        .arg(format!(
+            "SELECT 1 FROM pg_database WHERE datname = '{name}'"
+        ))
+        .output()?;
+    if String::from_utf8_lossy(&out.stdout).trim() != "1" {
+        let out = Command::new("psql")
+            .arg(env.database_url()?)
+            .args(["-v", "ON_ERROR_STOP=1", "-q", "-c"])
+            .arg(format!("CREATE DATABASE \"{name}\""))
+            .output()?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        ensure!(
+            out.status.success() || err.contains("already exists"),
+            "CREATE DATABASE {name}: {err}"
+        );
+    }
+    Ok(name)
+}
+
+/// The example manifest, moved into `namespace` and pointed at the harness
+/// PostgreSQL (database `fp_<namespace>`).
 pub fn example_in(namespace: &str) -> Result<String> {
     let text = std::fs::read_to_string(repo_root().join("examples/fleetpipeline.yaml"))?;
     let mut value: serde_yaml::Value = serde_yaml::from_str(&text)?;
     value["metadata"]["namespace"] = serde_yaml::Value::String(namespace.to_owned());
+    let (host, port, _, _) = database()?;
+    let db = &mut value["spec"]["database"];
+    db["host"] = serde_yaml::Value::String(host);
+    db["port"] = serde_yaml::Value::Number(port.into());
+    db["name"] = serde_yaml::Value::String(database_for(namespace)?);
+    db["sslMode"] = serde_yaml::Value::String("disable".to_owned());
     Ok(serde_yaml::to_string(&value)?)
 }
 
@@ -323,6 +384,7 @@ impl TestEnv {
 
     /// The Secrets examples/fleetpipeline.yaml references.
     pub async fn example_secrets(&self) -> Result<()> {
+        let (_, _, user, password) = database()?;
         self.secret(
             "tracksolid-hk",
             &[
@@ -335,7 +397,7 @@ impl TestEnv {
         .await?;
         self.secret(
             "fleet-db-admin",
-            &[("username", "postgres"), ("password", "x")],
+            &[("username", &user), ("password", &password)],
         )
         .await?;
         self.secret("jimi-push", &[("token", "push-token")]).await

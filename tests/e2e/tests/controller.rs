@@ -231,9 +231,10 @@ async fn missing_secret_degrades_without_hot_loop_and_recovers() -> Result<()> {
         ],
     )
     .await?;
+    let password = fleet_e2e::db_password()?;
     env.secret(
         "fleet-db-admin",
-        &[("username", "postgres"), ("password", "x")],
+        &[("username", "postgres"), ("password", &password)],
     )
     .await?;
     ensure!(env.apply(&example_in(&env.namespace)?)?.success);
@@ -346,12 +347,16 @@ async fn network_policies_mean_what_the_readme_says() -> Result<()> {
     let env = TestEnv::start_as("netpol", admin.clone(), admin, identity).await?;
     env.example_secrets().await?;
     let mut manifest: serde_json::Value = serde_yaml::from_str(&example_in(&env.namespace)?)?;
+    // The harness database's port (the pipeline really connects to it).
+    let db_port = manifest["spec"]["database"]["port"]
+        .as_i64()
+        .unwrap_or(5432) as i32;
     manifest["spec"]["database"]["peer"] = serde_json::json!({
         "podSelector": {"matchLabels": {"app": "timescaledb"}},
         "ingressPolicy": {
             "enabled": true,
             "extraIngress": [{"from": [{"podSelector": {"matchLabels": {"app": "grafana"}}}],
-                              "ports": [{"port": 5432}]}]
+                              "ports": [{"port": db_port}]}]
         }
     });
     manifest["spec"]["webhook"]["allowFrom"] = serde_json::json!([
@@ -419,11 +424,11 @@ async fn network_policies_mean_what_the_readme_says() -> Result<()> {
     let internet = Endpoint::external("internet host", "203.0.113.7");
 
     let table: &[(&Endpoint, &Endpoint, i32, &str, bool)] = &[
-        (&ingest, &db, 5432, "TCP", true),
-        (&webhook, &db, 5432, "TCP", true),
-        (&grafana, &db, 5432, "TCP", true),
-        (&operator, &db, 5432, "TCP", true),
-        (&other, &db, 5432, "TCP", false),
+        (&ingest, &db, db_port, "TCP", true),
+        (&webhook, &db, db_port, "TCP", true),
+        (&grafana, &db, db_port, "TCP", true),
+        (&operator, &db, db_port, "TCP", true),
+        (&other, &db, db_port, "TCP", false),
         (&ingest, &db, 22, "TCP", false),
         (&ingress_ctl, &webhook, 8080, "TCP", true),
         (&other, &webhook, 8080, "TCP", false),
@@ -587,5 +592,138 @@ async fn runs_under_the_minimal_rbac_and_writes_nothing_in_steady_state() -> Res
     env.cleanup().await;
     let _ = kubectl(&["delete", "clusterrolebinding", &binding]);
     let _ = kubectl(&["delete", "namespace", &sa_ns, "--wait=false"]);
+    Ok(())
+}
+
+fn condition(
+    fp: &fleet_operator::crd::FleetPipeline,
+    type_: &str,
+) -> Option<(String, String, String)> {
+    fp.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
+#[tokio::test]
+async fn database_is_migrated_and_a_second_claim_is_refused() -> Result<()> {
+    let env = TestEnv::start("database").await?;
+    env.example_secrets().await?;
+    let manifest: serde_json::Value = serde_yaml::from_str(&example_in(&env.namespace)?)?;
+    ensure!(env.apply(&serde_json::to_string(&manifest)?)?.success);
+    let fp = wait_ready(&env, PIPELINE).await?;
+    let status = fp.status.clone().unwrap_or_default();
+    ensure!(
+        condition(&fp, "DatabaseReady").map(|c| (c.0, c.1))
+            == Some(("True".into(), "Migrated".into())),
+        "{:?}",
+        condition(&fp, "DatabaseReady")
+    );
+    ensure!(
+        status.schema_version.is_some_and(|v| v > 0),
+        "schemaVersion {:?}",
+        status.schema_version
+    );
+    ensure!(
+        status.ingest.as_deref() == Some("Unknown"),
+        "nothing has run yet: {:?}",
+        status.ingest
+    );
+
+    // The schema and the endpoints this pipeline schedules, in the real database.
+    let db = manifest["spec"]["database"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let psql = |sql: &str| -> Result<String> {
+        let env = fleet_e2e::harness()?;
+        let url = env
+            .database_url()?
+            .rsplit_once('/')
+            .map(|(b, _)| format!("{b}/{db}"))
+            .unwrap_or_default();
+        let out = std::process::Command::new("psql")
+            .arg(url)
+            .args(["-qAt", "-c", sql])
+            .output()?;
+        ensure!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    };
+    ensure!(psql("SELECT count(*) FROM tracksolid.pipeline_endpoints WHERE active")? == "7");
+    ensure!(
+        psql(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'tracksolid' AND table_name IN ('positions','alarms','ingestion_log','push_events','devices')"
+        )? == "5"
+    );
+
+    // Turning a job off makes its endpoint inactive (it stops counting for health).
+    patch(&env, r#"{"spec":{"jobs":{"trips":{"enabled":false}}}}"#)?;
+    wait_for("trips inactive", TIMEOUT, || async {
+        Ok(
+            (psql("SELECT active FROM tracksolid.pipeline_endpoints WHERE endpoint = 'trips'")?
+                == "f")
+                .then_some(()),
+        )
+    })
+    .await?;
+
+    // A second pipeline claiming the same database and schema is refused.
+    let mut second = manifest.clone();
+    second["metadata"]["name"] = "intruder".into();
+    ensure!(env.apply(&serde_json::to_string(&second)?)?.success);
+    let intruder = wait_for("the second claim refused", TIMEOUT, || async {
+        let fp = env.pipelines().get("intruder").await?;
+        Ok(condition(&fp, "DatabaseReady")
+            .filter(|c| c.1 == "SchemaClaimed")
+            .map(|_| fp))
+    })
+    .await?;
+    let ready = condition(&intruder, "Ready").unwrap_or_default();
+    ensure!(
+        ready.0 == "False" && ready.2.contains(&format!("{}/{PIPELINE}", env.namespace)),
+        "{ready:?}"
+    );
+    ensure!(
+        psql("SELECT name FROM tracksolid.fleetops_claim")? == PIPELINE,
+        "the claim is unchanged"
+    );
+    let first = env.pipelines().get(PIPELINE).await?;
+    ensure!(
+        condition(&first, "Ready").map(|c| c.0) == Some("True".into()),
+        "the owner stays Ready"
+    );
+    env.cleanup().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn unreachable_database_is_reported_and_the_rest_still_converges() -> Result<()> {
+    let env = TestEnv::start("db-down").await?;
+    env.example_secrets().await?;
+    let mut manifest: serde_json::Value = serde_yaml::from_str(&example_in(&env.namespace)?)?;
+    // Nothing listens on port 9 of loopback.
+    manifest["spec"]["database"]["port"] = 9.into();
+    ensure!(env.apply(&serde_json::to_string(&manifest)?)?.success);
+    let fp = wait_for("DatabaseReady=False Unreachable", TIMEOUT, || async {
+        let fp = env.pipelines().get(PIPELINE).await?;
+        Ok(condition(&fp, "DatabaseReady")
+            .filter(|c| c.0 == "False" && c.1 == "Unreachable")
+            .map(|_| fp))
+    })
+    .await?;
+    ensure!(
+        condition(&fp, "Ready").map(|c| (c.0, c.1)) == Some(("False".into(), "Unreachable".into()))
+    );
+    ensure!(
+        list::<CronJob>(&env).await?.len() == 7,
+        "the CronJobs converge regardless"
+    );
+    env.cleanup().await;
     Ok(())
 }

@@ -887,6 +887,7 @@ async fn install_reconcile_upgrade_crd_and_uninstall_keeping_data() -> Result<()
     }
 
     // The Secrets and the example pipeline.
+    let db_password_arg = format!("--from-literal=password={}", fleet_e2e::db_password()?);
     for args in [
         vec![
             "create",
@@ -904,7 +905,7 @@ async fn install_reconcile_upgrade_crd_and_uninstall_keeping_data() -> Result<()
             "generic",
             "fleet-db-admin",
             "--from-literal=username=postgres",
-            "--from-literal=password=x",
+            &db_password_arg,
         ],
         vec![
             "create",

@@ -105,6 +105,7 @@ fn holder(namespace: &str) -> Result<String> {
 async fn only_the_lease_holder_reconciles_and_a_standby_takes_over() -> Result<()> {
     let ns = format!("e2e-leader-{}", std::process::id());
     ensure!(kubectl(&["create", "namespace", &ns])?.success);
+    let db_password_arg = format!("--from-literal=password={}", fleet_e2e::db_password()?);
     for (name, args) in [
         (
             "tracksolid-hk",
@@ -117,10 +118,7 @@ async fn only_the_lease_holder_reconciles_and_a_standby_takes_over() -> Result<(
         ),
         (
             "fleet-db-admin",
-            vec![
-                "--from-literal=username=postgres",
-                "--from-literal=password=x",
-            ],
+            vec!["--from-literal=username=postgres", &db_password_arg],
         ),
         ("jimi-push", vec!["--from-literal=token=t"]),
     ] {
