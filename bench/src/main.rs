@@ -1,6 +1,9 @@
 //! `fleet-bench`: benchmarks that print tables. Every comparison is a ratio
 //! measured in the same run; nothing here asserts a wall-clock threshold.
 //!
+//! `fleet-bench webhook` posts push batches to the real receiver at rising
+//! concurrency and compares with the raw insert limit of the same rows.
+//!
 //! `fleet-bench operator --pipelines 100,500` measures the operator on the
 //! test apiserver: time until every pipeline is Ready, write requests counted
 //! in the apiserver's audit log against the minimum (one apply per child plus
@@ -10,6 +13,7 @@
 //! from everyone else's by user name.
 
 mod operator;
+mod webhook;
 
 use clap::{Parser, Subcommand};
 
@@ -24,11 +28,14 @@ struct Cli {
 enum Command {
     /// Operator scale on the test apiserver.
     Operator(operator::Args),
+    /// Push receiver throughput into PostgreSQL, against the raw insert limit.
+    Webhook(webhook::Args),
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Operator(args) => operator::run(args).await,
+        Command::Webhook(args) => webhook::run(args).await,
     }
 }
