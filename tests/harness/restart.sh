@@ -3,7 +3,7 @@
 # command line, for fault tests (e.g. the apiserver dying mid-reconcile).
 #
 # Usage: tests/harness/restart.sh STATE_DIR COMPONENT [DOWN_SECONDS] [SIGNAL]
-#   COMPONENT: etcd | kube-apiserver | kube-controller-manager
+#   COMPONENT: etcd | kube-apiserver | kube-controller-manager | postgres
 #   DOWN_SECONDS: how long it stays down (default 2); SIGNAL: default KILL
 # Waits until the component answers again (apiserver: /readyz).
 set -euo pipefail
@@ -17,6 +17,20 @@ NAME="$2"
 DOWN="${3:-2}"
 SIG="${4:-KILL}"
 CMD_FILE="$STATE/pids/$NAME.cmd"
+
+if [[ "$NAME" == postgres ]]; then
+  # PostgreSQL runs under pg_ctl: an immediate-mode stop (like a crash:
+  # connections cut, no checkpoint), then a start on the same data dir.
+  PG_BIN="$(pg_bin_dir)"
+  log "stopping postgres (-m immediate)"
+  as_pg "$PG_BIN/pg_ctl" -D "$STATE/pgdata" -m immediate -w stop >>"$STATE/logs/pg_ctl.log" 2>&1 || true
+  sleep "$DOWN"
+  as_pg "$PG_BIN/pg_ctl" -D "$STATE/pgdata" -l "$STATE/logs/postgres.log" -w -t 60 start >>"$STATE/logs/pg_ctl.log" 2>&1 ||
+    die "postgres did not start again"
+  head -n1 "$STATE/pgdata/postmaster.pid" >"$STATE/pids/postgres.pid"
+  log "postgres started again"
+  exit 0
+fi
 [[ -f "$CMD_FILE" ]] || die "no recorded command for $NAME in $STATE (started by an older up.sh?)"
 
 pid="$(live_pid "$STATE" "$NAME")"

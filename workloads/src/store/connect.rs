@@ -37,14 +37,22 @@ pub fn from_config(
         .password(&read_secret(credentials_dir, "password")?)
         .ssl_mode(ssl)
         .application_name("fleetpipeline")
-        .options([("search_path", cfg.schema.as_str())]))
+        .options(session_settings(&cfg.schema)))
+}
+
+/// Every workload session: the pipeline's schema, and `synchronous_commit`
+/// forced on — a push is acknowledged only after its commit is durable, even
+/// where the server runs with it off (a crash would otherwise lose commits
+/// already acknowledged; the fault test shows it).
+fn session_settings(schema: &str) -> [(&str, &str); 2] {
+    [("search_path", schema), ("synchronous_commit", "on")]
 }
 
 /// Options from a URL (running by hand), with `schema` as the search_path.
 pub fn from_url(url: &str, schema: &str) -> Result<PgConnectOptions, DbError> {
     Ok(PgConnectOptions::from_str(url)?
         .application_name("fleetpipeline")
-        .options([("search_path", schema)]))
+        .options(session_settings(schema)))
 }
 
 /// A small pool: the workloads hold connections only for short writes.
