@@ -5,6 +5,7 @@
 pub mod connect;
 pub mod push;
 pub mod schema;
+pub mod token;
 
 use thiserror::Error;
 
