@@ -1,4 +1,5 @@
 pub mod config;
+pub mod ingest;
 pub mod push;
 pub mod store;
 pub mod tracksolid;

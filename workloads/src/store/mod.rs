@@ -3,6 +3,7 @@
 //! store.
 
 pub mod connect;
+pub mod positions;
 pub mod push;
 pub mod schema;
 pub mod token;

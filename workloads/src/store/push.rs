@@ -33,29 +33,6 @@ SELECT $2::timestamptz, r.kind, r.imei, r.payload, md5(r.payload::text), r.rejec
 FROM jsonb_to_recordset($1::jsonb) AS r(kind text, imei text, payload jsonb, rejected text)
 ON CONFLICT (kind, payload_hash) DO NOTHING";
 
-const POSITIONS: &str = "
-INSERT INTO positions (imei, gps_time, lat, lng, speed, direction, altitude, satellites, acc,
-                       gps_mode, post_type, status, distance_m, source)
-SELECT r.imei, r.gps_time, r.lat, r.lng, r.speed, r.direction, r.altitude, r.satellites, r.acc,
-       r.gps_mode, r.post_type, r.status, r.distance_m, 'push'
-FROM jsonb_to_recordset($1::jsonb) AS r(imei text, gps_time timestamptz, lat float8, lng float8,
-     speed real, direction smallint, altitude real, satellites smallint, acc smallint,
-     gps_mode smallint, post_type smallint, status bigint, distance_m bigint)
-ON CONFLICT (imei, gps_time) DO NOTHING";
-
-/// Newest fix per device in the batch; replaces the stored one only when
-/// newer, so a re-uploaded (gpsMode 1) or late point never moves it back.
-const LATEST: &str = "
-INSERT INTO latest_positions AS lp (imei, gps_time, lat, lng, speed, direction, acc, source)
-SELECT DISTINCT ON (r.imei) r.imei, r.gps_time, r.lat, r.lng, r.speed, r.direction, r.acc, 'push'
-FROM jsonb_to_recordset($1::jsonb) AS r(imei text, gps_time timestamptz, lat float8, lng float8,
-     speed real, direction smallint, acc smallint)
-ORDER BY r.imei, r.gps_time DESC
-ON CONFLICT (imei) DO UPDATE
-SET gps_time = excluded.gps_time, lat = excluded.lat, lng = excluded.lng, speed = excluded.speed,
-    direction = excluded.direction, acc = excluded.acc, source = excluded.source, updated_at = now()
-WHERE lp.gps_time < excluded.gps_time";
-
 const ALARMS: &str = "
 INSERT INTO alarms (imei, alarm_type, alarm_time, alarm_name, lat, lng, speed, msg_class, source)
 SELECT r.imei, r.alarm_type, r.alarm_time, r.alarm_name, r.lat, r.lng, r.speed, r.msg_class, 'push'
@@ -138,10 +115,9 @@ impl PushStore for PgPushStore {
                     .map_err(db_err)?
                     .rows_affected()
             };
-            let positions_n = insert(&mut tx, POSITIONS, positions.clone())
+            let positions_n = super::positions::insert(&mut tx, positions, "push")
                 .await
                 .map_err(db_err)?;
-            insert(&mut tx, LATEST, positions).await.map_err(db_err)?;
             let alarms_n = insert(&mut tx, ALARMS, alarms).await.map_err(db_err)?;
             let heartbeats_n = insert(&mut tx, HEARTBEATS, heartbeats)
                 .await
