@@ -5,10 +5,7 @@
 //! per batch. Reported as ratios.
 
 use anyhow::{Context as _, Result, anyhow, ensure};
-use fleet_e2e::{TestDb, http, repo_root};
-use fleet_workloads::config::{
-    DatabaseConfig, EventTimeGuardConfig, PipelineConfig, RetentionConfig,
-};
+use fleet_e2e::{TestDb, http, repo_root, urlencode};
 use fleet_workloads::store::{connect, schema};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -72,17 +69,6 @@ fn body(level: usize, n: usize, batch: usize) -> (String, String) {
     }
 }
 
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -99,28 +85,9 @@ pub async fn run(args: Args) -> Result<()> {
     let dir = std::env::temp_dir().join(format!("fleet-bench-webhook-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     std::fs::write(dir.join("token"), TOKEN)?;
-    let cfg = PipelineConfig {
-        pipeline: "bench/webhook".into(),
-        database: DatabaseConfig {
-            host: "127.0.0.1".into(),
-            port: 5432,
-            name: db.name.clone(),
-            schema: SCHEMA.into(),
-            ssl_mode: "disable".into(),
-        },
-        targets: vec![],
-        jobs: Default::default(),
-        geocoding: None,
-        retention: RetentionConfig {
-            ingestion_log_seconds: 86_400,
-            refresh_log_seconds: 86_400,
-            positions_seconds: 86_400,
-        },
-        event_time_guard: EventTimeGuardConfig {
-            max_future_seconds: 86_400,
-            not_before: "2025-01-01T00:00:00Z".into(),
-        },
-    };
+    let mut cfg = fleet_e2e::workload_config(&db.name, SCHEMA);
+    cfg.event_time_guard.max_future_seconds = 86_400;
+    cfg.event_time_guard.not_before = "2025-01-01T00:00:00Z".into();
     std::fs::write(dir.join("config.json"), cfg.to_json())?;
     let addr = "127.0.0.1:18499".to_owned();
     let mut child = Command::new(binary()?)

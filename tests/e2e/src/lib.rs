@@ -572,6 +572,48 @@ pub fn http(
     Ok((code, body))
 }
 
+/// A rendered pipeline config for workload tests: `schema` in database
+/// `db`, no targets or jobs, a one-day retention and a wide time guard.
+pub fn workload_config(db: &str, schema: &str) -> fleet_workloads::config::PipelineConfig {
+    use fleet_workloads::config::{
+        DatabaseConfig, EventTimeGuardConfig, PipelineConfig, RetentionConfig,
+    };
+    PipelineConfig {
+        pipeline: format!("e2e/{schema}"),
+        database: DatabaseConfig {
+            host: "127.0.0.1".into(),
+            port: 5432,
+            name: db.to_owned(),
+            schema: schema.to_owned(),
+            ssl_mode: "disable".into(),
+        },
+        targets: vec![],
+        jobs: Default::default(),
+        geocoding: None,
+        retention: RetentionConfig {
+            ingestion_log_seconds: 86_400,
+            refresh_log_seconds: 86_400,
+            positions_seconds: 86_400,
+        },
+        event_time_guard: EventTimeGuardConfig {
+            max_future_seconds: 48 * 3600,
+            not_before: "2020-01-01T00:00:00Z".into(),
+        },
+    }
+}
+
+/// `application/x-www-form-urlencoded` escaping of one value.
+pub fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// A fresh database on the harness's PostgreSQL, dropped by [`TestDb::drop_db`].
 pub struct TestDb {
     pub name: String,

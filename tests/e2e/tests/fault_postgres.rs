@@ -5,10 +5,7 @@
 //! PostgreSQL.)
 
 use anyhow::{Context as _, Result, ensure};
-use fleet_e2e::{TestDb, http, repo_root, state_dir};
-use fleet_workloads::config::{
-    DatabaseConfig, EventTimeGuardConfig, PipelineConfig, RetentionConfig,
-};
+use fleet_e2e::{TestDb, http, repo_root, state_dir, urlencode};
 use fleet_workloads::store::{connect, schema};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -17,17 +14,6 @@ use std::time::{Duration, Instant};
 
 const SCHEMA: &str = "fleet_fault";
 const TOKEN: &str = "fault-token";
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
 
 #[tokio::test]
 async fn webhook_loses_nothing_across_a_postgres_crash() -> Result<()> {
@@ -39,28 +25,8 @@ async fn webhook_loses_nothing_across_a_postgres_crash() -> Result<()> {
     let dir = std::env::temp_dir().join(format!("fleet-fault-pg-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     std::fs::write(dir.join("token"), TOKEN)?;
-    let cfg = PipelineConfig {
-        pipeline: "e2e/fault".into(),
-        database: DatabaseConfig {
-            host: "127.0.0.1".into(),
-            port: 5432,
-            name: db.name.clone(),
-            schema: SCHEMA.into(),
-            ssl_mode: "disable".into(),
-        },
-        targets: vec![],
-        jobs: Default::default(),
-        geocoding: None,
-        retention: RetentionConfig {
-            ingestion_log_seconds: 86_400,
-            refresh_log_seconds: 86_400,
-            positions_seconds: 86_400,
-        },
-        event_time_guard: EventTimeGuardConfig {
-            max_future_seconds: 86_400,
-            not_before: "2020-01-01T00:00:00Z".into(),
-        },
-    };
+    let mut cfg = fleet_e2e::workload_config(&db.name, SCHEMA);
+    cfg.event_time_guard.max_future_seconds = 86_400;
     std::fs::write(dir.join("config.json"), cfg.to_json())?;
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(std::path::PathBuf::from)

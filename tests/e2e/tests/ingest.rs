@@ -5,9 +5,7 @@
 
 use anyhow::{Context as _, Result, ensure};
 use fleet_e2e::{TestDb, repo_root};
-use fleet_workloads::config::{
-    DatabaseConfig, EventTimeGuardConfig, PipelineConfig, RetentionConfig, TargetConfig,
-};
+use fleet_workloads::config::TargetConfig;
 use fleet_workloads::store::{connect, schema};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -73,40 +71,20 @@ async fn positions_are_counted_exactly_and_a_down_target_fails_alone() -> Result
     )?;
     let down = dir.join("targets/eu");
     write_credentials(&down, "k", "s", "u", "p")?;
-    let config = PipelineConfig {
-        pipeline: "e2e/ingest".into(),
-        database: DatabaseConfig {
-            host: "127.0.0.1".into(),
-            port: 5432,
-            name: db.name.clone(),
-            schema: SCHEMA.into(),
-            ssl_mode: "disable".into(),
+    let mut config = fleet_e2e::workload_config(&db.name, SCHEMA);
+    config.targets = vec![
+        TargetConfig {
+            name: "hk".into(),
+            endpoint: sim.endpoint(),
+            credentials_dir: good.display().to_string(),
         },
-        targets: vec![
-            TargetConfig {
-                name: "hk".into(),
-                endpoint: sim.endpoint(),
-                credentials_dir: good.display().to_string(),
-            },
-            TargetConfig {
-                name: "eu".into(),
-                // Nothing listens on port 9 of loopback.
-                endpoint: "http://127.0.0.1:9/route/rest".into(),
-                credentials_dir: down.display().to_string(),
-            },
-        ],
-        jobs: Default::default(),
-        geocoding: None,
-        retention: RetentionConfig {
-            ingestion_log_seconds: 86_400,
-            refresh_log_seconds: 86_400,
-            positions_seconds: 86_400,
+        TargetConfig {
+            name: "eu".into(),
+            // Nothing listens on port 9 of loopback.
+            endpoint: "http://127.0.0.1:9/route/rest".into(),
+            credentials_dir: down.display().to_string(),
         },
-        event_time_guard: EventTimeGuardConfig {
-            max_future_seconds: 48 * 3600,
-            not_before: "2020-01-01T00:00:00Z".into(),
-        },
-    };
+    ];
     let config_path = dir.join("config.json");
     std::fs::write(&config_path, config.to_json())?;
 

@@ -4,10 +4,7 @@
 //! after which exactly the acknowledged pushes are stored.
 
 use anyhow::{Context as _, Result, anyhow, ensure};
-use fleet_e2e::{TestDb, http, repo_root, wait_for};
-use fleet_workloads::config::{
-    DatabaseConfig, EventTimeGuardConfig, PipelineConfig, RetentionConfig,
-};
+use fleet_e2e::{TestDb, http, repo_root, urlencode, wait_for};
 use fleet_workloads::store::{connect, schema};
 use sqlx::PgPool;
 use std::path::PathBuf;
@@ -33,28 +30,7 @@ fn binary() -> Result<PathBuf> {
 }
 
 fn config_file(dir: &std::path::Path) -> Result<PathBuf> {
-    let cfg = PipelineConfig {
-        pipeline: "e2e/push".into(),
-        database: DatabaseConfig {
-            host: "127.0.0.1".into(),
-            port: 5432,
-            name: "unused-with-database-url".into(),
-            schema: SCHEMA.into(),
-            ssl_mode: "disable".into(),
-        },
-        targets: vec![],
-        jobs: Default::default(),
-        geocoding: None,
-        retention: RetentionConfig {
-            ingestion_log_seconds: 86_400,
-            refresh_log_seconds: 86_400,
-            positions_seconds: 86_400,
-        },
-        event_time_guard: EventTimeGuardConfig {
-            max_future_seconds: 48 * 3600,
-            not_before: "2020-01-01T00:00:00Z".into(),
-        },
-    };
+    let cfg = fleet_e2e::workload_config("unused-with-database-url", SCHEMA);
     let path = dir.join("config.json");
     std::fs::write(&path, cfg.to_json())?;
     Ok(path)
@@ -116,20 +92,9 @@ fn form(pairs: &[(&str, &str)]) -> Vec<u8> {
 fn serde_urlencoded_encode(pairs: &[(&str, &str)]) -> String {
     pairs
         .iter()
-        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .map(|(k, v)| format!("{}={}", urlencode(k), urlencode(v)))
         .collect::<Vec<_>>()
         .join("&")
-}
-
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 const FORM: Option<&str> = Some("application/x-www-form-urlencoded");
