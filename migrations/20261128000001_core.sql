@@ -218,16 +218,25 @@ FROM trips
 GROUP BY 1, 2;
 CREATE UNIQUE INDEX mv_trips_per_day_key ON mv_trips_per_day (imei, day);
 
--- TimescaleDB, when the extension is installed in this database: positions
--- and alarms become hypertables. Retention stays ours (housekeeping runs
--- drop_chunks), so no TimescaleDB background policy is created.
+-- TimescaleDB, when the extension is installed in this database: positions,
+-- alarms and heartbeats become hypertables. Retention stays ours (housekeeping
+-- runs drop_chunks), so no TimescaleDB background policy is created. The
+-- extension's functions live in its own schema (usually public), which is not
+-- on this migration's search_path: call them qualified.
 DO $$
+DECLARE
+    ts_schema name;
 BEGIN
-    IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb') THEN
-        PERFORM create_hypertable(format('%I.positions', current_schema()), 'gps_time',
-                                  if_not_exists => true, migrate_data => true);
-        PERFORM create_hypertable(format('%I.alarms', current_schema()), 'alarm_time',
-                                  if_not_exists => true, migrate_data => true);
+    SELECT n.nspname INTO ts_schema
+    FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+    WHERE e.extname = 'timescaledb';
+    IF ts_schema IS NOT NULL THEN
+        EXECUTE format('SELECT %I.create_hypertable(%L::regclass, %L, if_not_exists => true, migrate_data => true)',
+                       ts_schema, format('%I.positions', current_schema()), 'gps_time');
+        EXECUTE format('SELECT %I.create_hypertable(%L::regclass, %L, if_not_exists => true, migrate_data => true)',
+                       ts_schema, format('%I.alarms', current_schema()), 'alarm_time');
+        EXECUTE format('SELECT %I.create_hypertable(%L::regclass, %L, if_not_exists => true, migrate_data => true)',
+                       ts_schema, format('%I.heartbeats', current_schema()), 'gate_time');
     END IF;
 END
 $$;
