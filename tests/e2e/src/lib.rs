@@ -136,19 +136,32 @@ fn start_harness() -> Result<Env> {
     if !out.success {
         bail!("installing the CRD failed: {}", out.stderr);
     }
-    let out = kubectl_with(
-        &env,
-        &[
-            "wait",
-            "--for=condition=Established",
-            "--timeout=60s",
-            "crd/fleetpipelines.fleetops.dev",
-        ],
-        None,
-        None,
-    )?;
-    if !out.success {
-        bail!("CRD not established: {}", out.stderr);
+    // Poll rather than `kubectl wait`: right after creation the CRD has no
+    // status.conditions yet and `kubectl wait` fails instead of waiting.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = kubectl_with(
+            &env,
+            &[
+                "get",
+                "crd/fleetpipelines.fleetops.dev",
+                "-o",
+                "jsonpath={.status.conditions[?(@.type==\"Established\")].status}",
+            ],
+            None,
+            None,
+        )?;
+        if out.success && out.stdout.trim() == "True" {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            bail!(
+                "CRD not established after 60 s: {} {}",
+                out.stdout,
+                out.stderr
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
     }
     Ok(env)
 }
