@@ -9,6 +9,7 @@ pub mod apply;
 pub mod controller;
 pub mod crd;
 pub mod database;
+pub mod db;
 pub mod dereference;
 pub mod desired;
 pub mod duration;
