@@ -95,6 +95,35 @@ fn take_string(map: &mut Map<String, Value>, key: &str) -> Option<String> {
     }
 }
 
+/// A push whose top level is a set of named fields (a JSON object or a
+/// form): `token`, then either the Open-API `msgType` + `data` (when
+/// `path_kind` is None) or `data_list`; without `data_list` the remaining
+/// fields are the single item.
+fn from_fields(
+    mut map: Map<String, Value>,
+    path_kind: Option<PushKind>,
+    empty_is_no_item: bool,
+) -> Result<PushRequest, RequestError> {
+    let token = take_string(&mut map, "token");
+    let Some(kind) = path_kind else {
+        let msg_type = take_string(&mut map, "msgType").ok_or(RequestError::MissingMsgType)?;
+        let data = map
+            .remove("data")
+            .ok_or(RequestError::WrongShape { field: "data" })?;
+        return Ok(PushRequest {
+            kind: PushKind::from_msg_type(&msg_type),
+            token,
+            items: items_from("data", data)?,
+        });
+    };
+    let items = match map.remove("data_list") {
+        Some(list) => items_from("data_list", list)?,
+        None if empty_is_no_item && map.is_empty() => Vec::new(),
+        None => vec![Value::Object(map)],
+    };
+    Ok(PushRequest { kind, token, items })
+}
+
 /// Parse one push request.
 pub fn parse_request(
     path: &str,
@@ -118,54 +147,15 @@ pub fn parse_request(
                 items: items_from("body", Value::Array(items))?,
             })
         }
-        Body::Json(Value::Object(mut map)) => {
-            let token = take_string(&mut map, "token");
-            if open_api {
-                let msg_type =
-                    take_string(&mut map, "msgType").ok_or(RequestError::MissingMsgType)?;
-                let data = map
-                    .remove("data")
-                    .ok_or(RequestError::WrongShape { field: "data" })?;
-                return Ok(PushRequest {
-                    kind: PushKind::from_msg_type(&msg_type),
-                    token,
-                    items: items_from("data", data)?,
-                });
-            }
-            let kind = path_kind.ok_or(RequestError::MissingMsgType)?;
-            let items = match map.remove("data_list") {
-                Some(list) => items_from("data_list", list)?,
-                // No envelope: the body is the single item.
-                None => vec![Value::Object(map)],
-            };
-            Ok(PushRequest { kind, token, items })
-        }
+        Body::Json(Value::Object(map)) => from_fields(map, path_kind, false),
         Body::Json(_) => Err(RequestError::WrongShape { field: "body" }),
         Body::Form(pairs) => {
-            let mut map = Map::new();
-            for (k, v) in pairs {
-                map.insert(k, Value::String(v));
-            }
-            let token = take_string(&mut map, "token");
-            if open_api {
-                let msg_type =
-                    take_string(&mut map, "msgType").ok_or(RequestError::MissingMsgType)?;
-                let data = map
-                    .remove("data")
-                    .ok_or(RequestError::WrongShape { field: "data" })?;
-                return Ok(PushRequest {
-                    kind: PushKind::from_msg_type(&msg_type),
-                    token,
-                    items: items_from("data", data)?,
-                });
-            }
-            let kind = path_kind.ok_or(RequestError::MissingMsgType)?;
-            let items = match map.remove("data_list") {
-                Some(list) => items_from("data_list", list)?,
-                None if map.is_empty() => Vec::new(),
-                None => vec![Value::Object(map)],
-            };
-            Ok(PushRequest { kind, token, items })
+            let map = pairs
+                .into_iter()
+                .map(|(k, v)| (k, Value::String(v)))
+                .collect();
+            // An empty form is an empty push, not one empty item.
+            from_fields(map, path_kind, true)
         }
     }
 }
