@@ -3,7 +3,9 @@
 
 use crate::apply::{Writes, sync};
 use crate::crd::{FleetPipeline, FleetPipelineStatus};
+use crate::credentials;
 use crate::database;
+use crate::db::{DbError, PipelineRef};
 use crate::dereference;
 use crate::desired::{self, DesiredPipeline};
 use crate::error::{Error, Result};
@@ -22,6 +24,7 @@ use kube::api::{ListParams, Patch, PatchParams};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::finalizer::{Error as FinalizerError, Event as FinalizerEvent, finalizer};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -35,6 +38,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tracing::{Instrument, info, info_span, warn};
+
+/// Held on every FleetPipeline until its database roles are dropped (or
+/// `deletionPolicy: Retain` says to keep them).
+pub const FINALIZER: &str = "fleetops.dev/database-cleanup";
 
 /// How the operator process was configured.
 #[derive(Clone, Debug)]
@@ -90,7 +97,16 @@ pub async fn reconcile(fp: Arc<FleetPipeline>, ctx: Arc<Context>) -> Result<Acti
         let started = Instant::now();
         ctx.metrics.reconciles.inc();
         // Failures are counted where they are handled, in reconcile_inner.
-        let result = reconcile_inner(&fp, &ctx).await;
+        let ns = fp.namespace().ok_or(Error::MissingMetadata("namespace"))?;
+        let api: Api<FleetPipeline> = Api::namespaced(ctx.client.clone(), &ns);
+        let result = finalizer(&api, FINALIZER, fp, |event| async {
+            match event {
+                FinalizerEvent::Apply(fp) => reconcile_inner(&fp, &ctx).await,
+                FinalizerEvent::Cleanup(fp) => cleanup(&fp, &ctx).await,
+            }
+        })
+        .await
+        .map_err(from_finalizer);
         ctx.metrics
             .duration
             .observe(started.elapsed().as_secs_f64());
@@ -103,10 +119,6 @@ pub async fn reconcile(fp: Arc<FleetPipeline>, ctx: Arc<Context>) -> Result<Acti
 async fn reconcile_inner(fp: &FleetPipeline, ctx: &Context) -> Result<Action> {
     let ns = fp.namespace().ok_or(Error::MissingMetadata("namespace"))?;
     let owner = meta::owner_reference(fp).ok_or(Error::MissingMetadata("uid"))?;
-    if fp.metadata.deletion_timestamp.is_some() {
-        // Children go with the garbage collector through their ownerReferences.
-        return Ok(Action::await_change());
-    }
     match converge(fp, ctx, &ns, &owner).await {
         Ok(observed) => {
             let desired = &observed.desired;
@@ -115,13 +127,17 @@ async fn reconcile_inner(fp: &FleetPipeline, ctx: &Context) -> Result<Action> {
                 observed: &observed.observed,
             };
             write_status(fp, ctx, &ns, &outcome).await?;
-            let db_failed = matches!(observed.observed.database, Some(Err(_)));
-            // A database problem is retried on a short timer (not a hot loop).
-            Ok(Action::requeue(if db_failed {
-                ctx.settings.resync.min(Duration::from_secs(30))
-            } else {
-                ctx.settings.resync
-            }))
+            // A database problem is retried on a timer its kind asks for:
+            // soon when transient, slowly when a person must act (not a hot
+            // loop either way).
+            let retry = match &observed.observed.database {
+                Some(Err(e)) => Some(e.requeue_after()),
+                Some(Ok(d)) => d.roles.requeue_after(),
+                None => None,
+            };
+            Ok(Action::requeue(retry.map_or(ctx.settings.resync, |r| {
+                r.min(ctx.settings.resync)
+            })))
         }
         Err(err) => {
             ctx.metrics
@@ -185,6 +201,24 @@ async fn converge(
     // the default-deny policy before pods exist.
     sync_kind!(ServiceAccount, children.service_accounts);
     sync_kind!(ConfigMap, children.config_maps);
+    // The workloads' database logins before the workloads that mount them.
+    let logins = credentials::ensure(client, &desired, owner, &desired.database.rotation).await?;
+    for _ in &logins.written {
+        ctx.metrics.wrote("Secret");
+    }
+    if !logins.rotated.is_empty() {
+        publish(
+            ctx,
+            fp,
+            EventType::Normal,
+            "CredentialsRotated",
+            format!(
+                "new passwords written for {} role(s); the old ones stop working once the roles are altered",
+                logins.rotated.len()
+            ),
+        )
+        .await;
+    }
     sync_kind!(NetworkPolicy, children.network_policies);
     sync_kind!(CronJob, children.cron_jobs);
     let deployments = sync_kind!(Deployment, children.deployments);
@@ -202,14 +236,12 @@ async fn converge(
     // the CronJobs and policies from converging.
     let db = match dereference::admin_login(&secrets, admin_secret) {
         Some(login) => {
-            let claimant = database::Claimant {
-                namespace: ns.to_owned(),
-                name: desired.name.clone(),
-                uid: uid.to_owned(),
-            };
-            database::converge(&desired, &login, &claimant).await
+            let pipeline = PipelineRef::new(ns, &desired.name, uid);
+            database::converge(&desired, &login, &pipeline, &logins.passwords).await
         }
-        None => Err(database::DbError::AuthFailed),
+        None => Err(DbError::AuthFailed(format!(
+            "Secret {admin_secret:?} has no username or password"
+        ))),
     };
     if let Err(e) = &db {
         warn!(reason = e.reason(), error = %e, "database not ready");
@@ -221,6 +253,101 @@ async fn converge(
             database: Some(db),
         },
     })
+}
+
+/// The finalizer's half: on deletion, drop the pipeline's roles unless
+/// `deletionPolicy: Retain`. Returning Ok removes the finalizer, so every
+/// failure is an error: the finalizer stays, status and an Event say why,
+/// and the cleanup is retried. Escape hatch when the database is gone for
+/// good: set `spec.database.deletionPolicy: Retain`.
+async fn cleanup(fp: &FleetPipeline, ctx: &Context) -> Result<Action> {
+    let ns = fp.namespace().ok_or(Error::MissingMetadata("namespace"))?;
+    let uid = fp
+        .metadata
+        .uid
+        .clone()
+        .ok_or(Error::MissingMetadata("uid"))?;
+    let result = async {
+        let desired = desired::resolve(fp, &ctx.settings.workload_image)?;
+        if desired.database.retain {
+            info!("deletionPolicy Retain: the database roles and data are kept");
+            return Ok(());
+        }
+        let admin = &fp.spec.database.admin_secret_ref.name;
+        let required = desired
+            .secrets
+            .iter()
+            .filter(|r| r.name == *admin)
+            .cloned()
+            .collect::<Vec<_>>();
+        let secrets = dereference::check_secrets(&ctx.client, &ns, &required).await?;
+        let login = dereference::admin_login(&secrets, admin).ok_or_else(|| {
+            DbError::AuthFailed(format!("Secret {admin:?} has no username or password"))
+        })?;
+        let pipeline = PipelineRef::new(&ns, &desired.name, &uid);
+        let report = database::cleanup(&desired.config.database, &login, &pipeline).await?;
+        if !report.is_complete() {
+            let failed: Vec<String> = report
+                .errors
+                .iter()
+                .map(|e| format!("{}: {}", e.role, e.message()))
+                .collect();
+            return Err(Error::CleanupIncomplete(failed.join("; ")));
+        }
+        info!(
+            dropped = report.dropped.len(),
+            absent = report.absent.len(),
+            "database roles dropped"
+        );
+        Ok(())
+    }
+    .await;
+    match result {
+        Ok(()) => Ok(Action::await_change()),
+        Err(err) => {
+            ctx.metrics
+                .failures
+                .get_or_create(&ErrorLabels {
+                    error: err.metric_label().to_owned(),
+                })
+                .inc();
+            let message = format!(
+                "deletion waits: the database roles were not dropped ({err}); set spec.database.deletionPolicy: Retain to delete without dropping them"
+            );
+            warn!(error = %err, "cleanup failed; the finalizer stays");
+            let outcome = Outcome::Failed {
+                reason: err.reason(),
+                message,
+            };
+            if let Err(status_err) = write_status(fp, ctx, &ns, &outcome).await {
+                warn!(error = %status_err, "could not record the failure in status");
+            }
+            Err(err)
+        }
+    }
+}
+
+/// The finalizer helper's errors, as ours.
+fn from_finalizer(e: FinalizerError<Error>) -> Error {
+    match e {
+        FinalizerError::ApplyFailed(e) | FinalizerError::CleanupFailed(e) => e,
+        FinalizerError::AddFinalizer(e) | FinalizerError::RemoveFinalizer(e) => Error::Kube(e),
+        FinalizerError::UnnamedObject => Error::MissingMetadata("name"),
+        FinalizerError::InvalidFinalizer => Error::MissingMetadata("finalizer"),
+    }
+}
+
+async fn publish(ctx: &Context, fp: &FleetPipeline, type_: EventType, reason: &str, note: String) {
+    let event = Event {
+        type_,
+        reason: reason.to_owned(),
+        note: Some(note),
+        action: "Reconcile".to_owned(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &fp.object_ref(&())).await {
+        warn!(error = %e, "could not publish an Event");
+    }
 }
 
 fn count(ctx: &Context, kind: &str, w: Writes) {
@@ -271,20 +398,12 @@ async fn write_status(
         map.retain(|uid, _| live.contains(uid));
     }
     if let Some(change) = status::ready_change(current, &new) {
-        let event = Event {
-            type_: if change.ready {
-                EventType::Normal
-            } else {
-                EventType::Warning
-            },
-            reason: change.reason,
-            note: Some(change.message),
-            action: "Reconcile".to_owned(),
-            secondary: None,
+        let type_ = if change.ready {
+            EventType::Normal
+        } else {
+            EventType::Warning
         };
-        if let Err(e) = ctx.recorder.publish(&event, &fp.object_ref(&())).await {
-            warn!(error = %e, "could not publish an Event");
-        }
+        publish(ctx, fp, type_, &change.reason, change.message).await;
     }
     Ok(())
 }
@@ -294,16 +413,26 @@ fn error_policy(fp: Arc<FleetPipeline>, err: &Error, ctx: Arc<Context>) -> Actio
     Action::requeue(ctx.settings.retry)
 }
 
-/// Pipelines in `store` that reference the Secret `name` in `namespace`.
+/// Pipelines in `store` that reference the Secret `name` in `namespace`, or
+/// own it (their database login Secrets).
 fn pipelines_referencing(
     store: &Store<FleetPipeline>,
     namespace: Option<String>,
     name: &str,
+    owner_uids: &[&str],
 ) -> Vec<ObjectRef<FleetPipeline>> {
     store
         .state()
         .into_iter()
-        .filter(|fp| fp.namespace() == namespace && dereference::references_secret(fp, name))
+        .filter(|fp| {
+            fp.namespace() == namespace
+                && (dereference::references_secret(fp, name)
+                    || fp
+                        .metadata
+                        .uid
+                        .as_deref()
+                        .is_some_and(|uid| owner_uids.contains(&uid)))
+        })
         .map(|fp| ObjectRef::from_obj(&*fp))
         .collect()
 }
@@ -375,7 +504,20 @@ pub async fn run(
     let mapper_store = store.clone();
     let controller = controller
         .watches_stream(secrets, move |secret| {
-            pipelines_referencing(&mapper_store, secret.namespace(), &secret.name_any())
+            let owners: Vec<&str> = secret
+                .metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .filter(|r| r.kind == "FleetPipeline")
+                .map(|r| r.uid.as_str())
+                .collect();
+            pipelines_referencing(
+                &mapper_store,
+                secret.namespace(),
+                &secret.name_any(),
+                &owners,
+            )
         })
         .graceful_shutdown_on(shutdown);
 

@@ -142,7 +142,64 @@ pub struct DatabaseSpec {
     /// Where the database runs, for NetworkPolicy egress rules.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peer: Option<DatabasePeer>,
+
+    /// Connection limit and session settings of the pipeline's login roles
+    /// (`<namespace>_<name>_ingest`, `_webhook`, `_housekeeping`, `_reader`).
+    /// Unset fields keep the defaults listed in the README.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roles: Option<DatabaseRolesSpec>,
 }
+
+/// Per-role overrides.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct DatabaseRolesSpec {
+    /// The role the ingest CronJobs log in as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingest: Option<RoleSettingsSpec>,
+    /// The role the webhook receiver logs in as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<RoleSettingsSpec>,
+    /// The role the housekeeping CronJob logs in as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub housekeeping: Option<RoleSettingsSpec>,
+    /// The read-only role for Grafana and reporting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reader: Option<RoleSettingsSpec>,
+}
+
+/// Connection limit and session settings of one role (stored with
+/// `ALTER ROLE … CONNECTION LIMIT` and `ALTER ROLE … SET`). Times are
+/// PostgreSQL durations (`500ms`, `30s`, `5min`, `1h`; `0` turns a timeout off).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RoleSettingsSpec {
+    /// Most concurrent connections of the role; -1 is unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = -1, max = 10000))]
+    pub connection_limit: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 16), regex(pattern = PG_DURATION))]
+    pub statement_timeout: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 16), regex(pattern = PG_DURATION))]
+    pub lock_timeout: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 16), regex(pattern = PG_DURATION))]
+    pub idle_in_transaction_session_timeout: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 16), regex(pattern = PG_DURATION))]
+    pub idle_session_timeout: Option<String>,
+    /// Memory per sort or hash (`4MB`, `64kB`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 16), regex(pattern = PG_MEMORY))]
+    pub work_mem: Option<String>,
+}
+
+/// A PostgreSQL time value: digits with an optional unit.
+pub const PG_DURATION: &str = r"^[0-9]{1,9}(us|ms|s|min|h|d)?$";
+/// A PostgreSQL memory value: digits with an optional unit.
+pub const PG_MEMORY: &str = r"^[0-9]{1,9}(B|kB|MB|GB|TB)?$";
 
 #[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]

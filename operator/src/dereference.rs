@@ -69,7 +69,7 @@ pub fn admin_login(secrets: &BTreeMap<String, Secret>, name: &str) -> Option<Adm
     let s = secrets.get(name)?;
     Some(AdminLogin {
         username: value(s, "username")?,
-        password: value(s, "password")?,
+        password: crate::db::SecretString::new(value(s, "password")?),
     })
 }
 

@@ -6,8 +6,10 @@
 //! checked (an object stored under an older CRD version may predate a rule).
 
 use crate::crd::{
-    ConcurrencyPolicy, DatabasePeer, FleetPipeline, JobSpec, JobsSpec, SslMode, WebhookIngress,
+    ConcurrencyPolicy, DatabasePeer, DatabaseSpec, DeletionPolicy, FleetPipeline, JobSpec,
+    JobsSpec, RoleSettingsSpec, SslMode, WebhookIngress,
 };
+use crate::db::{RoleOverrides, WorkloadRole, roles::webhook_connection_limit};
 use crate::duration;
 use fleet_workloads::config::{
     DatabaseConfig, EventTimeGuardConfig, GeocodingConfig, JobConfig, JobKind, PipelineConfig,
@@ -114,6 +116,75 @@ pub struct DesiredPipeline {
     pub network: DesiredNetwork,
     pub secrets: Vec<SecretRequirement>,
     pub config: PipelineConfig,
+    pub database: DesiredDatabase,
+}
+
+/// The pipeline's database roles and what happens to them on deletion.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DesiredDatabase {
+    /// `deletionPolicy: Retain`: keep the roles (and data) when the pipeline
+    /// is deleted.
+    pub retain: bool,
+    /// The FleetPipeline's `fleetops.dev/rotate-credentials` annotation ("" when
+    /// unset): a new value rotates every login password.
+    pub rotation: String,
+    /// Per role: connection limit and session settings beyond the defaults.
+    pub roles: BTreeMap<WorkloadRole, RoleOverrides>,
+}
+
+/// Pooled connections per webhook replica (`fleet-webhook --db-connections`).
+pub const WEBHOOK_DB_CONNECTIONS: i32 = 8;
+
+fn role_overrides(spec: Option<&RoleSettingsSpec>) -> RoleOverrides {
+    let Some(s) = spec else {
+        return RoleOverrides::default();
+    };
+    let settings = [
+        ("statement_timeout", &s.statement_timeout),
+        ("lock_timeout", &s.lock_timeout),
+        (
+            "idle_in_transaction_session_timeout",
+            &s.idle_in_transaction_session_timeout,
+        ),
+        ("idle_session_timeout", &s.idle_session_timeout),
+        ("work_mem", &s.work_mem),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.as_ref().map(|v| (k.to_owned(), v.clone())))
+    .collect();
+    RoleOverrides {
+        connection_limit: s.connection_limit,
+        settings,
+    }
+}
+
+fn desired_database(
+    spec: &DatabaseSpec,
+    webhook_replicas: i32,
+    rotation: String,
+) -> DesiredDatabase {
+    let r = spec.roles.clone().unwrap_or_default();
+    let mut roles = BTreeMap::from([
+        (WorkloadRole::Ingest, role_overrides(r.ingest.as_ref())),
+        (WorkloadRole::Webhook, role_overrides(r.webhook.as_ref())),
+        (
+            WorkloadRole::Housekeeping,
+            role_overrides(r.housekeeping.as_ref()),
+        ),
+        (WorkloadRole::Reader, role_overrides(r.reader.as_ref())),
+    ]);
+    if let Some(w) = roles.get_mut(&WorkloadRole::Webhook) {
+        // Room for every replica's pool, twice over during a rolling update.
+        w.connection_limit.get_or_insert(webhook_connection_limit(
+            webhook_replicas.max(1),
+            WEBHOOK_DB_CONNECTIONS,
+        ));
+    }
+    DesiredDatabase {
+        retain: spec.deletion_policy == Some(DeletionPolicy::Retain),
+        rotation,
+        roles,
+    }
 }
 
 /// Resolve defaults and check what the schema cannot.
@@ -342,7 +413,19 @@ pub fn resolve(fp: &FleetPipeline, default_image: &str) -> Result<DesiredPipelin
         });
     }
 
+    let database = desired_database(
+        &spec.database,
+        spec.webhook
+            .as_ref()
+            .and_then(|w| w.replicas)
+            .unwrap_or(DEFAULT_WEBHOOK_REPLICAS),
+        fp.annotations()
+            .get(crate::credentials::ROTATE_ANNOTATION)
+            .cloned()
+            .unwrap_or_default(),
+    );
     Ok(DesiredPipeline {
+        database,
         name,
         namespace,
         suspend,

@@ -19,6 +19,19 @@ pub enum Error {
     /// A request to the Kubernetes API failed; retried with back-off.
     #[error("kubernetes API request failed: {0}")]
     Kube(#[from] kube::Error),
+    /// A Secret with the name of one of our database logins exists and is not
+    /// ours; it is left alone.
+    #[error(
+        "Secret {secret:?} exists and is not owned by this FleetPipeline; delete or rename it so the operator can write the database login"
+    )]
+    CredentialsConflict { secret: String },
+    /// The database step failed (connect, claim, migrate, roles, or dropping
+    /// the roles on deletion).
+    #[error("{0}")]
+    Database(#[from] crate::db::DbError),
+    /// Some roles could not be dropped on deletion; the finalizer stays.
+    #[error("could not drop every database role: {0}")]
+    CleanupIncomplete(String),
     /// The object lacks a namespace or uid (not yet persisted).
     #[error("FleetPipeline has no {0} yet")]
     MissingMetadata(&'static str),
@@ -31,6 +44,9 @@ impl Error {
             Error::InvalidSpec(_) => "invalid_spec",
             Error::SecretMissing { .. } => "secret_missing",
             Error::Kube(_) => "kube_api",
+            Error::CredentialsConflict { .. } => "credentials_conflict",
+            Error::Database(_) => "database",
+            Error::CleanupIncomplete(_) => "cleanup_incomplete",
             Error::MissingMetadata(_) => "missing_metadata",
         }
     }
@@ -41,6 +57,9 @@ impl Error {
             Error::InvalidSpec(_) => "InvalidSpec",
             Error::SecretMissing { .. } => "SecretMissing",
             Error::Kube(_) => "ApplyFailed",
+            Error::CredentialsConflict { .. } => "CredentialsConflict",
+            Error::Database(e) => e.reason(),
+            Error::CleanupIncomplete(_) => "CleanupFailed",
             Error::MissingMetadata(_) => "MissingMetadata",
         }
     }

@@ -8,6 +8,7 @@
 pub mod apply;
 pub mod controller;
 pub mod crd;
+pub mod credentials;
 pub mod database;
 pub mod db;
 pub mod dereference;

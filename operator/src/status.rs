@@ -4,7 +4,8 @@
 //! status and no write.
 
 use crate::crd::{FleetPipelineStatus, JobStatus, WebhookStatus};
-use crate::database::{DbError, DbState};
+use crate::database::DbState;
+use crate::db::{DbError, RoleFailure};
 use crate::desired::DesiredPipeline;
 use crate::resources::cronjob;
 use crate::resources::webhook;
@@ -81,8 +82,9 @@ pub fn compute(
             let db = observed.database.as_ref();
             let db_ok = db.and_then(|r| r.as_ref().ok());
             let health = db_ok.map(|d| d.health.as_slice()).unwrap_or(&[]);
-            let (ready, reason, message) = match db {
-                Some(Err(e)) => (false, e.reason(), e.to_string()),
+            let problem = database_problem(db);
+            let (ready, reason, message) = match &problem {
+                Some((reason, message)) => (false, *reason, message.clone()),
                 _ if desired.suspend => (
                     true,
                     "Suspended",
@@ -101,31 +103,34 @@ pub fn compute(
             } else {
                 set_condition(conds, DEGRADED, true, reason, &message, generation, now);
             }
-            match db {
-                Some(Ok(d)) => {
-                    status.schema_version = Some(d.schema_version);
-                    set_condition(
-                        conds,
-                        DATABASE_READY,
-                        true,
-                        "Migrated",
-                        &format!("schema at version {}", d.schema_version),
-                        generation,
-                        now,
-                    );
-                }
-                Some(Err(e)) => {
-                    set_condition(
-                        conds,
-                        DATABASE_READY,
-                        false,
-                        e.reason(),
-                        &e.to_string(),
-                        generation,
-                        now,
-                    );
-                }
-                None => {}
+            if let Some(Ok(d)) = db {
+                status.schema_version = Some(d.schema_version);
+                status.roles = d.roles.role_statuses();
+            }
+            match (db, &problem) {
+                (Some(Ok(d)), None) => set_condition(
+                    conds,
+                    DATABASE_READY,
+                    true,
+                    "Migrated",
+                    &format!(
+                        "schema at version {}; {} roles ready",
+                        d.schema_version,
+                        d.roles.roles.len()
+                    ),
+                    generation,
+                    now,
+                ),
+                (Some(_), Some((reason, message))) => set_condition(
+                    conds,
+                    DATABASE_READY,
+                    false,
+                    reason,
+                    message,
+                    generation,
+                    now,
+                ),
+                _ => {}
             }
             let ingest = if desired.suspend {
                 "Suspended"
@@ -214,6 +219,34 @@ pub fn compute(
         }
     }
     status
+}
+
+/// Why the database is not ready, as a condition reason and message: the
+/// step failed, or some role did not converge (each role's own error is in
+/// `status.roles`).
+pub fn database_problem(db: Option<&Result<DbState, DbError>>) -> Option<(&'static str, String)> {
+    match db? {
+        Err(e) => Some((e.reason(), e.to_string())),
+        Ok(d) if d.roles.is_ready() => None,
+        Ok(d) => {
+            let conflict = d
+                .roles
+                .errors()
+                .any(|e| matches!(e.failure, RoleFailure::OwnedElsewhere { .. }));
+            let failed: Vec<String> = d.roles.errors().map(|e| e.role.clone()).collect();
+            Some((
+                if conflict {
+                    "RoleConflict"
+                } else {
+                    "RoleFailed"
+                },
+                format!(
+                    "roles not converged: {} (see status.roles)",
+                    failed.join(", ")
+                ),
+            ))
+        }
+    }
 }
 
 /// One word for the pipeline's ingest: Failing if any active endpoint
@@ -317,7 +350,8 @@ mod tests {
 
     #[test]
     fn database_state_reaches_conditions_and_columns() {
-        use crate::database::{DbError, DbState, EndpointHealth};
+        use crate::database::{DbState, EndpointHealth};
+        use crate::db::DbError;
         let d = resolve(&example(), "img").unwrap();
         let now = t("2026-01-01T00:00:00Z");
         let down = Observed {
@@ -357,6 +391,7 @@ mod tests {
             database: Some(Ok(DbState {
                 schema_version: 7,
                 health: vec![h("alarms", "Healthy"), h("positions", "Stale")],
+                roles: Default::default(),
             })),
         };
         let st = compute(

@@ -19,11 +19,11 @@ use super::error::{DbError, classify, classify_migrate};
 use super::ident::quote_ident;
 use super::roles::{MAX_IDENT, PipelineRef};
 use sqlx::PgConnection;
-use sqlx::migrate::Migrator;
 use tracing::info;
 
-/// The migrations, embedded at build time.
-pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
+/// The migrations, embedded at build time once, in `fleet-workloads` (the
+/// same set the workloads' by-hand path applies).
+pub use fleet_workloads::store::schema::MIGRATOR;
 
 /// The newest migration this build carries.
 pub fn latest_version() -> i64 {

@@ -23,6 +23,10 @@ pub fn build(desired: &DesiredPipeline, job: &DesiredJob, owner: &OwnerReference
     labels.insert(meta::LABEL_JOB.to_owned(), job.kind.as_str().to_owned());
 
     let (mut volumes, mut mounts) = pod::base_volumes(&desired.name);
+    let (volume, mount) =
+        pod::db_login_volume(&desired.name, crate::credentials::role_for_job(job.kind));
+    volumes.push(volume);
+    mounts.push(mount);
     let items: Vec<(&str, &str)> = TARGET_CREDENTIAL_KEYS.iter().map(|k| (*k, *k)).collect();
     for (target, secret) in &desired.target_secrets {
         let (volume, mount) = pod::secret_volume(
@@ -184,6 +188,33 @@ mod tests {
                 .iter()
                 .all(|e| e.value_from.is_none())
         );
+    }
+
+    #[test]
+    fn each_job_mounts_its_roles_login_and_never_the_admin_secret() {
+        for (kind, secret) in [
+            (JobKind::Positions, "kenya-fleet-db-ingest"),
+            (JobKind::Trips, "kenya-fleet-db-ingest"),
+            (JobKind::Housekeeping, "kenya-fleet-db-housekeeping"),
+        ] {
+            let cj = built(kind);
+            let pod = cj.spec.job_template.spec.unwrap().template.spec.unwrap();
+            let names: Vec<String> = pod
+                .volumes
+                .iter()
+                .flatten()
+                .filter_map(|v| v.secret.as_ref()?.secret_name.clone())
+                .collect();
+            assert!(names.contains(&secret.to_owned()), "{kind}: {names:?}");
+            assert!(!names.contains(&"fleet-db-admin".to_owned()), "{kind}");
+            let mount = pod.containers[0]
+                .volume_mounts
+                .iter()
+                .flatten()
+                .find(|m| m.name == "db-login")
+                .map(|m| m.mount_path.clone());
+            assert_eq!(mount.as_deref(), Some("/var/run/secrets/fleet/db"));
+        }
     }
 
     #[test]

@@ -40,6 +40,9 @@ pub fn build(
         format!("0.0.0.0:{}", webhook::PORT),
     ];
     let (mut volumes, mut mounts) = pod::base_volumes(&desired.name);
+    let (volume, mount) = pod::db_login_volume(&desired.name, crate::db::WorkloadRole::Webhook);
+    volumes.push(volume);
+    mounts.push(mount);
     if let Some((secret, key)) = &webhook.token {
         command.extend([
             "--token-file".to_owned(),
@@ -77,6 +80,14 @@ pub fn build(
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(labels),
+                    // A credentials rotation rolls the pods onto the new
+                    // password (they read it at start).
+                    annotations: (!desired.database.rotation.is_empty()).then(|| {
+                        std::collections::BTreeMap::from([(
+                            crate::credentials::ROTATE_ANNOTATION.to_owned(),
+                            desired.database.rotation.clone(),
+                        )])
+                    }),
                     ..Default::default()
                 }),
                 spec: Some(PodSpec {
@@ -156,6 +167,7 @@ mod tests {
         );
         let vol = pod
             .volumes
+            .clone()
             .unwrap()
             .into_iter()
             .find(|v| v.name == "push-token")
@@ -163,6 +175,21 @@ mod tests {
         assert_eq!(
             vol.secret.unwrap().secret_name.as_deref(),
             Some("jimi-push")
+        );
+        // Its own database login, never the admin Secret.
+        let login = pod
+            .volumes
+            .iter()
+            .flatten()
+            .find(|v| v.name == "db-login")
+            .and_then(|v| v.secret.as_ref())
+            .and_then(|s| s.secret_name.clone());
+        assert_eq!(login.as_deref(), Some("kenya-fleet-db-webhook"));
+        assert!(
+            c.volume_mounts
+                .iter()
+                .flatten()
+                .any(|m| m.name == "db-login" && m.mount_path == "/var/run/secrets/fleet/db")
         );
         // The token never appears in env.
         assert!(

@@ -91,6 +91,17 @@ pub fn base_volumes(pipeline: &str) -> (Vec<Volume>, Vec<VolumeMount>) {
 
 /// A Secret mounted read-only at `mount_path`, exposing `items` as
 /// `(key, file name)` pairs.
+/// The role's database login Secret at `/var/run/secrets/fleet/db`
+/// (`username`, `password`), where `fleet-ingest` and `fleet-webhook` read it.
+pub fn db_login_volume(pipeline: &str, role: crate::db::WorkloadRole) -> (Volume, VolumeMount) {
+    secret_volume(
+        "db-login",
+        &crate::credentials::secret_name(pipeline, role),
+        &[("username", "username"), ("password", "password")],
+        fleet_workloads::store::connect::DB_CREDENTIALS_DIR,
+    )
+}
+
 pub fn secret_volume(
     volume: &str,
     secret: &str,

@@ -16,7 +16,7 @@ use fleet_operator::resources::OperatorIdentity;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{DeleteParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Api, Client, Config};
+use kube::{Api, Client, Config, ResourceExt};
 use prometheus_client::registry::Registry;
 use std::collections::HashMap;
 use std::io::Write;
@@ -438,6 +438,41 @@ impl TestEnv {
 
     /// Stop the operator and delete the namespace.
     pub async fn cleanup(self) {
+        // Pipelines first, while the operator runs: its finalizer drops
+        // their database roles. Whatever is left after a while (a test
+        // that broke the database on purpose) has its finalizer removed so
+        // the namespace can go.
+        let pipelines = self.pipelines();
+        let _ = pipelines
+            .delete_collection(&DeleteParams::default(), &Default::default())
+            .await;
+        let gone = wait_for("pipelines deleted", Duration::from_secs(20), || async {
+            Ok(pipelines
+                .list(&Default::default())
+                .await?
+                .items
+                .is_empty()
+                .then_some(()))
+        })
+        .await;
+        if gone.is_err() {
+            for fp in pipelines
+                .list(&Default::default())
+                .await
+                .map(|l| l.items)
+                .unwrap_or_default()
+            {
+                let _ = pipelines
+                    .patch(
+                        &fp.name_any(),
+                        &kube::api::PatchParams::default(),
+                        &kube::api::Patch::Merge(serde_json::json!({
+                            "metadata": {"finalizers": null}
+                        })),
+                    )
+                    .await;
+            }
+        }
         self.operator.abort();
         let ns_api: Api<Namespace> = Api::all(self.client.clone());
         let _ = ns_api

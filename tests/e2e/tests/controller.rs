@@ -504,11 +504,15 @@ async fn runs_under_the_minimal_rbac_and_writes_nothing_in_steady_state() -> Res
         denied.stdout.trim() == "no",
         "operator must not delete pipelines"
     );
-    let denied = kubectl(&["auth", "can-i", "create", "secrets", "--as", &user])?;
-    ensure!(
-        denied.stdout.trim() == "no",
-        "operator must not create secrets"
-    );
+    // It writes the login Secrets it owns (create, patch) but never deletes
+    // or replaces a Secret: owned ones go with the pipeline.
+    for verb in ["delete", "update", "deletecollection"] {
+        let denied = kubectl(&["auth", "can-i", verb, "secrets", "--as", &user])?;
+        ensure!(
+            denied.stdout.trim() == "no",
+            "operator must not {verb} secrets"
+        );
+    }
 
     let admin = client().await?;
     let env =
@@ -524,19 +528,38 @@ async fn runs_under_the_minimal_rbac_and_writes_nothing_in_steady_state() -> Res
     let failed = create_writes.iter().filter(|e| e.verb.is_empty()).count();
     ensure!(failed == 0);
     // 2 ServiceAccounts + ConfigMap + 3 NetworkPolicies + 7 CronJobs +
-    // Deployment + Service + PDB = 16 applies, plus status patches and Events.
-    let applies = create_writes
-        .iter()
-        .filter(|e| {
-            e.verb == "patch"
-                && e.object_ref
-                    .as_ref()
-                    .is_some_and(|o| o.subresource.is_none() && o.resource != "events")
-        })
-        .count();
+    // Deployment + Service + PDB = 16 applies, 4 login Secrets, the
+    // finalizer, plus status patches and Events.
+    let patches = |resource: &str| {
+        create_writes
+            .iter()
+            .filter(|e| {
+                e.verb == "patch"
+                    && e.object_ref.as_ref().is_some_and(|o| {
+                        o.subresource.is_none()
+                            && match resource {
+                                "children" => !["events", "secrets", "fleetpipelines"]
+                                    .contains(&o.resource.as_str()),
+                                r => o.resource == r,
+                            }
+                    })
+            })
+            .count()
+    };
+    let applies = patches("children");
     ensure!(
         applies == 16,
         "expected exactly one apply per child, saw {applies}"
+    );
+    let secrets = patches("secrets");
+    ensure!(
+        secrets == 4,
+        "expected one write per login Secret, saw {secrets}"
+    );
+    let finalizer = patches("fleetpipelines");
+    ensure!(
+        finalizer == 1,
+        "expected one finalizer patch, saw {finalizer}"
     );
 
     // Steady state: several resyncs (every 2 s in tests), zero writes at the apiserver.

@@ -265,8 +265,19 @@ async fn deleting_the_pipeline_garbage_collects_its_children() -> Result<()> {
     wait_ready(&env, PIPELINE).await?;
     ensure!(cron_jobs(&env).await?.len() == 7);
 
-    let out = env.kubectl(&["delete", "fleetpipeline", PIPELINE, "--wait=true"])?;
+    // Not `--wait=true`: that would block this test's runtime, on which the
+    // operator (and its finalizer) runs.
+    let out = env.kubectl(&["delete", "fleetpipeline", PIPELINE, "--wait=false"])?;
     ensure!(out.success, "{}", out.stderr);
+    wait_for("the finalizer done", TIMEOUT, || async {
+        Ok(env
+            .pipelines()
+            .get_opt(PIPELINE)
+            .await?
+            .is_none()
+            .then_some(()))
+    })
+    .await?;
     wait_for(
         "children collected by the garbage collector",
         TIMEOUT,

@@ -151,9 +151,36 @@ async fn check_examples(env: &TestEnv) -> Result<()> {
             again["metadata"]["generation"]
         );
 
-        // The next example may reuse the name.
-        let deleted = env.kubectl(&["delete", "fleetpipeline", &name, "--wait=true"])?;
+        // The next example may reuse the name. The examples name an
+        // in-cluster database this harness does not have, so the finalizer
+        // could never drop the roles: the documented escape hatch, Retain,
+        // lets the pipeline go.
+        let retain = env.kubectl(&[
+            "patch",
+            "fleetpipeline",
+            &name,
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"database":{"deletionPolicy":"Retain"}}}"#,
+        ])?;
+        ensure!(retain.success, "kubectl patch: {}", retain.stderr);
+        // Not `--wait=true`: that would block this test's runtime, on which
+        // the operator (and its finalizer) runs.
+        let deleted = env.kubectl(&["delete", "fleetpipeline", &name, "--wait=false"])?;
         ensure!(deleted.success, "kubectl delete: {}", deleted.stderr);
+        wait_for(
+            "the pipeline deleted",
+            std::time::Duration::from_secs(60),
+            || async {
+                Ok(env
+                    .pipelines()
+                    .get_opt(&name)
+                    .await?
+                    .is_none()
+                    .then_some(()))
+            },
+        )
+        .await?;
     }
     Ok(())
 }

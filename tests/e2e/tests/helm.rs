@@ -870,7 +870,10 @@ async fn install_reconcile_upgrade_crd_and_uninstall_keeping_data() -> Result<()
             "fleetpipelines.fleetops.dev",
             "no",
         ),
-        (fleet_ns.as_str(), "create", "secrets", "no"),
+        // Its own login Secrets: create and patch, never delete.
+        (fleet_ns.as_str(), "create", "secrets", "yes"),
+        (fleet_ns.as_str(), "delete", "secrets", "no"),
+        ("default", "create", "secrets", "no"),
         (
             release_ns.as_str(),
             "create",
