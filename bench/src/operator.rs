@@ -13,8 +13,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Objects the example pipeline owns: 2 ServiceAccounts, 1 ConfigMap,
-/// 3 NetworkPolicies, 7 CronJobs, Deployment, Service, PodDisruptionBudget.
-const CHILDREN_PER_PIPELINE: u64 = 16;
+/// 3 NetworkPolicies, 7 CronJobs, Deployment, Service, PodDisruptionBudget,
+/// and 4 database login Secrets.
+const CHILDREN_PER_PIPELINE: u64 = 20;
+/// Writes to the pipeline itself: adding the finalizer, one status.
+const OWN_WRITES_PER_PIPELINE: u64 = 2;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -228,6 +231,27 @@ async fn measure(n: usize, args: &Args) -> Result<Row> {
     let idle_writes = audit_writes_since(idle_mark, &user)?.len() as u64;
     let peak = peak_rss_kib(operator.id());
 
+    // Delete the pipelines while the operator runs, so its finalizer drops
+    // their database roles (the harness PostgreSQL is shared).
+    let deleting = Instant::now();
+    let _ = kubectl(&[
+        "-n",
+        &ns,
+        "delete",
+        "fleetpipelines",
+        "--all",
+        "--wait=false",
+    ]);
+    while !api.list(&ListParams::default()).await?.items.is_empty()
+        && Instant::now() < deleting + Duration::from_secs(args.timeout_seconds)
+    {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    eprintln!(
+        "{n} pipelines deleted (roles dropped) in {:?}",
+        deleting.elapsed()
+    );
+
     let _ = Command::new("kill").arg(operator.id().to_string()).status();
     let _ = operator.wait();
     let _ = kubectl(&[
@@ -240,7 +264,7 @@ async fn measure(n: usize, args: &Args) -> Result<Row> {
         pipelines: n,
         ready_after,
         writes: writes.len() as u64 - events,
-        minimum: n as u64 * (CHILDREN_PER_PIPELINE + 1),
+        minimum: n as u64 * (CHILDREN_PER_PIPELINE + OWN_WRITES_PER_PIPELINE),
         events,
         idle_writes,
         idle_reconciles_window: window,
