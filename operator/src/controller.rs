@@ -140,12 +140,7 @@ async fn reconcile_inner(fp: &FleetPipeline, ctx: &Context) -> Result<Action> {
             })))
         }
         Err(err) => {
-            ctx.metrics
-                .failures
-                .get_or_create(&ErrorLabels {
-                    error: err.metric_label().to_owned(),
-                })
-                .inc();
+            count_failure(ctx, &err);
             let outcome = Outcome::Failed {
                 reason: err.reason(),
                 message: err.to_string(),
@@ -305,12 +300,7 @@ async fn cleanup(fp: &FleetPipeline, ctx: &Context) -> Result<Action> {
     match result {
         Ok(()) => Ok(Action::await_change()),
         Err(err) => {
-            ctx.metrics
-                .failures
-                .get_or_create(&ErrorLabels {
-                    error: err.metric_label().to_owned(),
-                })
-                .inc();
+            count_failure(ctx, &err);
             let message = format!(
                 "deletion waits: the database roles were not dropped ({err}); set spec.database.deletionPolicy: Retain to delete without dropping them"
             );
@@ -348,6 +338,16 @@ async fn publish(ctx: &Context, fp: &FleetPipeline, type_: EventType, reason: &s
     if let Err(e) = ctx.recorder.publish(&event, &fp.object_ref(&())).await {
         warn!(error = %e, "could not publish an Event");
     }
+}
+
+/// `fleet_operator_reconcile_errors_total{error=...}`.
+fn count_failure(ctx: &Context, err: &Error) {
+    ctx.metrics
+        .failures
+        .get_or_create(&ErrorLabels {
+            error: err.metric_label().to_owned(),
+        })
+        .inc();
 }
 
 fn count(ctx: &Context, kind: &str, w: Writes) {

@@ -481,6 +481,28 @@ impl TestEnv {
     }
 }
 
+/// `(status, reason, message)` of the condition `type_`, if set.
+pub fn condition(fp: &FleetPipeline, type_: &str) -> Option<(String, String, String)> {
+    fp.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
+/// Wait until the pipeline `name` is gone (its finalizer done). Delete with
+/// `--wait=false`: a blocking `kubectl delete --wait` would stall the test's
+/// runtime, on which the operator runs.
+pub async fn wait_deleted(env: &TestEnv, name: &str) -> Result<()> {
+    wait_for(
+        &format!("{name} deleted"),
+        Duration::from_secs(60),
+        || async { Ok(env.pipelines().get_opt(name).await?.is_none().then_some(())) },
+    )
+    .await
+}
+
 /// Wait until the pipeline `name` is Ready=True at its current generation.
 pub async fn wait_ready(env: &TestEnv, name: &str) -> Result<FleetPipeline> {
     wait_for(

@@ -6,8 +6,8 @@
 use anyhow::{Result, anyhow, ensure};
 use fleet_e2e::netpol::{Endpoint, Labels, allowed};
 use fleet_e2e::{
-    TestEnv, audit_mark, audit_writes_since, client, client_with_token, example_in, kubectl,
-    kubectl_stdin, repo_root, wait_for, wait_ready,
+    TestEnv, audit_mark, audit_writes_since, client, client_with_token, condition, example_in,
+    kubectl, kubectl_stdin, repo_root, wait_for, wait_ready,
 };
 use fleet_operator::resources::OperatorIdentity;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -616,18 +616,6 @@ async fn runs_under_the_minimal_rbac_and_writes_nothing_in_steady_state() -> Res
     let _ = kubectl(&["delete", "clusterrolebinding", &binding]);
     let _ = kubectl(&["delete", "namespace", &sa_ns, "--wait=false"]);
     Ok(())
-}
-
-fn condition(
-    fp: &fleet_operator::crd::FleetPipeline,
-    type_: &str,
-) -> Option<(String, String, String)> {
-    fp.status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == type_)
-        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
 }
 
 #[tokio::test]

@@ -7,8 +7,7 @@
 //! name carrying SQL is refused at admission.
 
 use anyhow::{Context as _, Result, bail, ensure};
-use fleet_e2e::{TestEnv, database, example_in, wait_for, wait_ready};
-use fleet_operator::crd::FleetPipeline;
+use fleet_e2e::{TestEnv, condition, database, example_in, wait_deleted, wait_for, wait_ready};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
 use serde_json::{Value, json};
@@ -89,15 +88,6 @@ async fn role_exists(db: &str, role: &str) -> Result<bool> {
         .fetch_one(&mut conn)
         .await?;
     Ok(n == 1)
-}
-
-fn condition(fp: &FleetPipeline, type_: &str) -> Option<(String, String, String)> {
-    fp.status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == type_)
-        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
 }
 
 #[tokio::test]
@@ -263,15 +253,7 @@ async fn each_workload_logs_in_with_its_own_secret_and_can_do_only_its_job() -> 
     env.pipelines()
         .delete(PIPELINE, &Default::default())
         .await?;
-    wait_for("the pipeline gone", TIMEOUT, || async {
-        Ok(env
-            .pipelines()
-            .get_opt(PIPELINE)
-            .await?
-            .is_none()
-            .then_some(()))
-    })
-    .await?;
+    wait_deleted(&env, PIPELINE).await?;
     for role in [&ingest_user, &webhook_user, &hk_user, &reader_user] {
         ensure!(!role_exists(&db, role).await?, "{role} still exists");
     }
@@ -304,15 +286,7 @@ async fn retain_keeps_the_roles_and_an_unreachable_database_holds_the_finalizer(
     ensure!(env.apply(&serde_json::to_string(&kept)?)?.success);
     wait_ready(&env, "kept").await?;
     env.pipelines().delete("kept", &Default::default()).await?;
-    wait_for("kept deleted", TIMEOUT, || async {
-        Ok(env
-            .pipelines()
-            .get_opt("kept")
-            .await?
-            .is_none()
-            .then_some(()))
-    })
-    .await?;
+    wait_deleted(&env, "kept").await?;
     let kept_reader = format!("{prefix}_kept_reader");
     ensure!(
         role_exists(&db, &kept_reader).await?,
@@ -372,15 +346,7 @@ async fn retain_keeps_the_roles_and_an_unreachable_database_holds_the_finalizer(
         &json!({"spec": {"database": {"port": real_port}}}).to_string(),
     ])?;
     ensure!(out.success, "{}", out.stderr);
-    wait_for("the pipeline gone", TIMEOUT, || async {
-        Ok(env
-            .pipelines()
-            .get_opt(PIPELINE)
-            .await?
-            .is_none()
-            .then_some(()))
-    })
-    .await?;
+    wait_deleted(&env, PIPELINE).await?;
     ensure!(!role_exists(&db, &reader).await?, "dropped after recovery");
 
     // A schema carrying SQL never reaches the database: the API refuses it

@@ -4,7 +4,7 @@
 //! controller-manager's garbage collector removes children on delete.
 
 use anyhow::{Result, ensure};
-use fleet_e2e::{TestEnv, example_in, wait_for, wait_ready};
+use fleet_e2e::{TestEnv, example_in, wait_deleted, wait_for, wait_ready};
 use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
 use kube::api::ListParams;
@@ -265,19 +265,9 @@ async fn deleting_the_pipeline_garbage_collects_its_children() -> Result<()> {
     wait_ready(&env, PIPELINE).await?;
     ensure!(cron_jobs(&env).await?.len() == 7);
 
-    // Not `--wait=true`: that would block this test's runtime, on which the
-    // operator (and its finalizer) runs.
     let out = env.kubectl(&["delete", "fleetpipeline", PIPELINE, "--wait=false"])?;
     ensure!(out.success, "{}", out.stderr);
-    wait_for("the finalizer done", TIMEOUT, || async {
-        Ok(env
-            .pipelines()
-            .get_opt(PIPELINE)
-            .await?
-            .is_none()
-            .then_some(()))
-    })
-    .await?;
+    wait_deleted(&env, PIPELINE).await?;
     wait_for(
         "children collected by the garbage collector",
         TIMEOUT,

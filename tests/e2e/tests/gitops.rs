@@ -164,23 +164,9 @@ async fn check_examples(env: &TestEnv) -> Result<()> {
             r#"{"spec":{"database":{"deletionPolicy":"Retain"}}}"#,
         ])?;
         ensure!(retain.success, "kubectl patch: {}", retain.stderr);
-        // Not `--wait=true`: that would block this test's runtime, on which
-        // the operator (and its finalizer) runs.
         let deleted = env.kubectl(&["delete", "fleetpipeline", &name, "--wait=false"])?;
         ensure!(deleted.success, "kubectl delete: {}", deleted.stderr);
-        wait_for(
-            "the pipeline deleted",
-            std::time::Duration::from_secs(60),
-            || async {
-                Ok(env
-                    .pipelines()
-                    .get_opt(&name)
-                    .await?
-                    .is_none()
-                    .then_some(()))
-            },
-        )
-        .await?;
+        fleet_e2e::wait_deleted(env, &name).await?;
     }
     Ok(())
 }
