@@ -395,8 +395,23 @@ async fn parking_counts_exactly_both_kinds_and_reruns_insert_nothing() -> Result
         "idling periods of sound devices: {idled} stored, {idling} generated"
     );
 
+    // A period first seen while still going on (cut short here) is
+    // lengthened by the next run; nothing is inserted twice.
+    let cut = rig
+        .count(
+            "WITH one AS (SELECT imei, kind, start_time FROM parking ORDER BY imei, start_time LIMIT 1)
+             UPDATE parking p SET end_time = p.start_time + interval '1 minute', duration_s = 60
+             FROM one WHERE (p.imei, p.kind, p.start_time) = (one.imei, one.kind, one.start_time)
+             RETURNING 1::bigint",
+        )
+        .await?;
+    ensure!(cut == 1);
     rig.run_window("parking", w, 0)?;
     check_log(&rig, "parking", 2, (0, expected.1), stored).await?;
+    let short = rig
+        .count("SELECT count(*) FROM parking WHERE duration_s = 60")
+        .await?;
+    ensure!(short == 0, "the cut period got its real end back");
     rig.finish().await;
     Ok(())
 }
