@@ -78,6 +78,7 @@ async fn accounts(State(st): State<Arc<SimState>>) -> Response {
                 "zero_fix": with(DeviceQuirk::ZeroFix),
                 "clock_2019": with(DeviceQuirk::Clock2019),
                 "future_clock": with(DeviceQuirk::FutureClock),
+                "hidden": devices.iter().filter(|d| st.is_hidden(&d.imei)).map(|d| d.imei.as_str()).collect::<Vec<_>>(),
             })
         })
         .collect();

@@ -6,6 +6,8 @@
 //! list: the first `zero_fix_devices` report (0,0), the next
 //! `clock_2019_devices` have clocks in 2019, the next `future_clock_devices`
 //! clocks in the future (`GET /_sim/accounts` lists which IMEIs).
+//! `hidden_devices` names IMEIs that have left their account: every method
+//! answers as if they did not exist.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -40,6 +42,12 @@ pub struct Faults {
     pub late_points: bool,
     /// `code` as a string (`"0"`, `"1004"`) instead of a number.
     pub codes_as_strings: bool,
+    /// The `n`-th API request from now finds every issued token forgotten
+    /// (once): a 1004 in the middle of a run.
+    pub expire_tokens_after: Option<u32>,
+    /// IMEIs removed from their account: absent from the device and
+    /// location lists, unknown to the per-device methods.
+    pub hidden_devices: BTreeSet<String>,
 }
 
 impl Faults {
@@ -68,6 +76,9 @@ pub struct FaultsPatch {
     pub duplicate_points: Option<bool>,
     pub late_points: Option<bool>,
     pub codes_as_strings: Option<bool>,
+    /// `0` turns it off.
+    pub expire_tokens_after: Option<u32>,
+    pub hidden_devices: Option<BTreeSet<String>>,
     /// `true`: forget every issued token now (clients get 1004 next).
     pub invalidate_tokens: Option<bool>,
     /// `true`: back to no faults first, then apply the rest of the patch.
@@ -94,13 +105,17 @@ impl FaultsPatch {
             future_clock_devices,
             duplicate_points,
             late_points,
-            codes_as_strings
+            codes_as_strings,
+            hidden_devices
         );
         if let Some(s) = self.fail_status {
             f.fail_status = Some(s);
         }
         if let Some(r) = self.rate_limit_per_sec {
             f.rate_limit_per_sec = (r > 0).then_some(r);
+        }
+        if let Some(n) = self.expire_tokens_after {
+            f.expire_tokens_after = (n > 0).then_some(n);
         }
         self.invalidate_tokens == Some(true)
     }
@@ -165,6 +180,12 @@ mod tests {
         assert!(!off.apply(&mut f));
         assert_eq!(f.rate_limit_per_sec, None);
         assert!(serde_json::from_str::<FaultsPatch>(r#"{"no_such_knob":1}"#).is_err());
+        let p: FaultsPatch =
+            serde_json::from_str(r#"{"expire_tokens_after":4,"hidden_devices":["1","2"]}"#)
+                .unwrap_or_else(|e| panic!("{e}"));
+        p.apply(&mut f);
+        assert_eq!(f.expire_tokens_after, Some(4));
+        assert_eq!(f.hidden_devices.len(), 2);
         let reset = FaultsPatch {
             reset: Some(true),
             ..FaultsPatch::default()

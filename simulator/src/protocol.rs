@@ -219,7 +219,23 @@ impl Ctx<'_> {
         let Some(f) = self.st.account_fleet(self.account) else {
             return Vec::new();
         };
-        imeis.iter().filter_map(|i| f.device(i)).collect()
+        imeis
+            .iter()
+            .filter(|i| !self.st.is_hidden(i))
+            .filter_map(|i| f.device(i))
+            .collect()
+    }
+
+    /// The account's devices, without those that have left it.
+    fn listed(&self) -> Vec<&DeviceSpec> {
+        let Some(f) = self.st.account_fleet(self.account) else {
+            return Vec::new();
+        };
+        let hidden = self.st.faults().hidden_devices;
+        f.devices
+            .iter()
+            .filter(|d| !hidden.contains(&d.imei))
+            .collect()
     }
 
     fn window(&self, b: i64, e: i64, max: i64) -> Result<(), ApiError> {
@@ -423,12 +439,9 @@ fn token_refresh(ctx: &Ctx<'_>) -> ApiResult {
 
 fn device_list(ctx: &Ctx<'_>) -> ApiResult {
     ctx.check_target("target")?;
-    let Some(f) = ctx.st.account_fleet(ctx.account) else {
-        return Ok(json!({"result": []}));
-    };
-    let rows: Vec<Value> = f
-        .devices
-        .iter()
+    let rows: Vec<Value> = ctx
+        .listed()
+        .into_iter()
         .map(|d| {
             json!({
                 "imei": d.imei, "deviceName": d.name, "mcType": d.model, "mcTypeUseScope": "automobile",
@@ -467,10 +480,11 @@ fn location_row(ctx: &Ctx<'_>, d: &DeviceSpec) -> Value {
 
 fn location_list(ctx: &Ctx<'_>) -> ApiResult {
     ctx.check_target("target")?;
-    let Some(f) = ctx.st.account_fleet(ctx.account) else {
-        return Ok(json!({"result": [], "data": null}));
-    };
-    let rows: Vec<Value> = f.devices.iter().map(|d| location_row(ctx, d)).collect();
+    let rows: Vec<Value> = ctx
+        .listed()
+        .into_iter()
+        .map(|d| location_row(ctx, d))
+        .collect();
     Ok(json!({"result": rows, "data": null}))
 }
 

@@ -128,6 +128,11 @@ impl SimState {
         f
     }
 
+    /// Whether the device has left its account (`hidden_devices`).
+    pub fn is_hidden(&self, imei: &str) -> bool {
+        lock(&self.faults).hidden_devices.contains(imei)
+    }
+
     pub fn quirk(&self, device_index: usize) -> DeviceQuirk {
         lock(&self.faults).quirk(device_index)
     }
@@ -145,6 +150,15 @@ impl SimState {
     /// rate limits). `account` is `None` when the app key is unknown.
     pub fn take_request_faults(&self, account: Option<usize>, now_ms: i64) -> RequestFaults {
         let mut f = lock(&self.faults);
+        if let Some(n) = f.expire_tokens_after {
+            if n <= 1 {
+                f.expire_tokens_after = None;
+                let forgotten = self.invalidate_tokens();
+                tracing::info!(forgotten, "injected token expiry");
+            } else {
+                f.expire_tokens_after = Some(n - 1);
+            }
+        }
         let mut out = RequestFaults {
             latency_ms: f.latency_ms,
             codes_as_strings: f.codes_as_strings,
@@ -245,5 +259,29 @@ impl SimState {
 
     pub fn count_outcome(&self, outcome: String) {
         *lock(&self.stats).by_outcome.entry(outcome).or_default() += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_expire_on_the_nth_request() {
+        let st = SimState::new(SimConfig::for_tests(3, 1));
+        st.patch_faults(&FaultsPatch {
+            expire_tokens_after: Some(2),
+            hidden_devices: Some(["x".to_owned()].into()),
+            ..FaultsPatch::default()
+        });
+        let (access, _) = st.issue_token(0, i64::MAX, true);
+        st.take_request_faults(Some(0), 0);
+        assert!(st.token(&access).is_some(), "the first request keeps it");
+        st.take_request_faults(Some(0), 0);
+        assert!(st.token(&access).is_none(), "the second forgets it");
+        let (again, _) = st.issue_token(0, i64::MAX, true);
+        st.take_request_faults(Some(0), 0);
+        assert!(st.token(&again).is_some(), "only once");
+        assert!(st.is_hidden("x") && !st.is_hidden("y"));
     }
 }

@@ -4,6 +4,7 @@
 
 use clap::{Parser, Subcommand};
 use fleet_workloads::config::PipelineConfig;
+use fleet_workloads::ingest::window::WindowArgs;
 use fleet_workloads::ingest::{self, JobContext};
 use fleet_workloads::push::Guard;
 use fleet_workloads::store::connect::{self, DB_CREDENTIALS_DIR};
@@ -39,6 +40,14 @@ struct Args {
 enum Job {
     /// Latest position of every device, per account.
     Positions,
+    /// Dense trails of every device over an overlapping look-back.
+    Track(WindowArgs),
+    /// Alarms of every device over an overlapping look-back.
+    Alarms(WindowArgs),
+    /// Parking and idling periods over a look-back.
+    Parking(WindowArgs),
+    /// Device lists; disables devices gone from every account.
+    Devices,
 }
 
 async fn run(args: Args) -> Result<bool, String> {
@@ -58,6 +67,10 @@ async fn run(args: Args) -> Result<bool, String> {
     };
     let outcomes = match args.job {
         Job::Positions => ingest::positions::run(&ctx).await,
+        Job::Track(w) => ingest::track::run(&ctx, &w).await,
+        Job::Alarms(w) => ingest::alarms::run(&ctx, &w).await,
+        Job::Parking(w) => ingest::parking::run(&ctx, &w).await,
+        Job::Devices => ingest::devices::run(&ctx).await,
     };
     ctx.pool.close().await;
     Ok(outcomes.iter().all(|o| o.error.is_none()))
@@ -71,7 +84,12 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    let job = format!("{:?}", args.job).to_lowercase();
+    // The variant's name, without its flags.
+    let job: String = format!("{:?}", args.job)
+        .chars()
+        .take_while(char::is_ascii_alphanumeric)
+        .collect::<String>()
+        .to_lowercase();
     let span = tracing::info_span!("job", job = %job);
     let _enter = span.enter();
     let runtime = match tokio::runtime::Runtime::new() {

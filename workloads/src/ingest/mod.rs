@@ -2,8 +2,16 @@
 //! Tracksolid API with no database connection held, then one short write,
 //! then one `ingestion_log` row with the exact rows inserted.
 
+pub mod alarms;
+pub mod devices;
+pub mod error;
+pub mod imeis;
 pub mod log;
+pub mod outcome;
+pub mod parking;
 pub mod positions;
+pub mod track;
+pub mod window;
 
 use crate::config::{PipelineConfig, TargetConfig};
 use crate::push::Guard;

@@ -2,7 +2,10 @@
 //! options from the rendered config, the embedded migrations, and the push
 //! store.
 
+pub mod alarms;
 pub mod connect;
+pub mod devices;
+pub mod parking;
 pub mod positions;
 pub mod push;
 pub mod schema;
