@@ -327,6 +327,7 @@ start kube-apiserver "$CP_BIN/kube-apiserver" \
   --audit-policy-file="$STATE/audit-policy.yaml" \
   --audit-log-path="$AUDIT_LOG" \
   --audit-log-mode=blocking \
+  --audit-log-maxsize=4096 \
   --cert-dir="$PKI/apiserver-generated" \
   ${APISERVER_ARGS[@]+"${APISERVER_ARGS[@]}"}
 wait_for kube-apiserver "apiserver /readyz" readyz_ok
