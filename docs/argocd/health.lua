@@ -32,6 +32,8 @@ local failureReasons = {
   InvalidSpec = true,
   ApplyFailed = true,
   MissingMetadata = true,
+  CredentialsConflict = true,
+  CleanupFailed = true,
 }
 
 local generation = nil

@@ -17,6 +17,7 @@ pub const PROGRESSING: &str = "Progressing";
 pub const DEGRADED: &str = "Degraded";
 pub const DATABASE_READY: &str = "DatabaseReady";
 pub const INGEST_HEALTHY: &str = "IngestHealthy";
+pub const WEBHOOK_SECURED: &str = "WebhookSecured";
 
 /// Live objects whose status feeds the pipeline's status. (CronJob run
 /// times are deliberately not copied: they change on every run and would
@@ -157,6 +158,27 @@ pub fn compute(
                     generation,
                     now,
                 );
+            }
+            match &desired.webhook {
+                Some(w) if w.require_token => set_condition(
+                    conds,
+                    WEBHOOK_SECURED,
+                    true,
+                    "TokenRequired",
+                    "pushes without the token from webhook.tokenSecretRef are refused",
+                    generation,
+                    now,
+                ),
+                Some(_) => set_condition(
+                    conds,
+                    WEBHOOK_SECURED,
+                    false,
+                    "TokenNotRequired",
+                    "webhook.requireToken is false: the receiver accepts pushes from anyone who can reach it",
+                    generation,
+                    now,
+                ),
+                None => conds.retain(|c| c.type_ != WEBHOOK_SECURED),
             }
             status.targets = i32::try_from(desired.config.targets.len()).ok();
             status.webhook = Some(match &desired.webhook {
@@ -346,6 +368,44 @@ mod tests {
         assert_eq!(ready.observed_generation, Some(1));
         assert_eq!(first.jobs.len(), 7);
         assert_eq!(first.targets, Some(1));
+    }
+
+    #[test]
+    fn an_unauthenticated_webhook_is_flagged_in_status() {
+        let mut fp = example();
+        let now = t("2026-01-01T00:00:00Z");
+        let secured = |fp: &crate::crd::FleetPipeline| {
+            let d = resolve(fp, "img").unwrap();
+            let observed = Observed::default();
+            let st = compute(
+                None,
+                Some(1),
+                &Outcome::Reconciled {
+                    desired: &d,
+                    observed: &observed,
+                },
+                &now,
+            );
+            st.conditions
+                .iter()
+                .find(|c| c.type_ == WEBHOOK_SECURED)
+                .map(|c| (c.status.clone(), c.reason.clone()))
+        };
+        assert_eq!(
+            secured(&fp),
+            Some(("True".to_owned(), "TokenRequired".to_owned()))
+        );
+        if let Some(w) = fp.spec.webhook.as_mut() {
+            w.require_token = Some(false);
+        }
+        assert_eq!(
+            secured(&fp),
+            Some(("False".to_owned(), "TokenNotRequired".to_owned()))
+        );
+        if let Some(w) = fp.spec.webhook.as_mut() {
+            w.enabled = Some(false);
+        }
+        assert_eq!(secured(&fp), None);
     }
 
     #[test]
