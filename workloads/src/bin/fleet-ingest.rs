@@ -39,6 +39,11 @@ struct Args {
 enum Job {
     /// Latest position of every device, per account.
     Positions,
+    /// Trips of the look-back window, reverse-geocoded through the cache
+    /// (tuning: FLEET_TRIPS_LOOKBACK_HOURS, FLEET_GEOCODER_*; see the README).
+    Trips,
+    /// Retention of the logs and positions, and the reporting refresh.
+    Housekeeping,
 }
 
 async fn run(args: Args) -> Result<bool, String> {
@@ -50,6 +55,9 @@ async fn run(args: Args) -> Result<bool, String> {
         None => connect::from_config(&config.database, &args.db_credentials_dir),
     }
     .map_err(|e| e.to_string())?;
+    // Each job shows up as itself in pg_stat_activity.
+    let job_name = format!("fleet-ingest {:?}", args.job).to_lowercase();
+    let options = options.application_name(&job_name);
     let pool = connect::pool(options, 2).await.map_err(|e| e.to_string())?;
     let ctx = JobContext {
         config,
@@ -58,6 +66,10 @@ async fn run(args: Args) -> Result<bool, String> {
     };
     let outcomes = match args.job {
         Job::Positions => ingest::positions::run(&ctx).await,
+        Job::Trips => ingest::trips::run_from_env(&ctx)
+            .await
+            .map_err(|e| e.to_string())?,
+        Job::Housekeeping => ingest::housekeeping::run(&ctx).await,
     };
     ctx.pool.close().await;
     Ok(outcomes.iter().all(|o| o.error.is_none()))

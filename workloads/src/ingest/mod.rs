@@ -2,8 +2,10 @@
 //! Tracksolid API with no database connection held, then one short write,
 //! then one `ingestion_log` row with the exact rows inserted.
 
+pub mod housekeeping;
 pub mod log;
 pub mod positions;
+pub mod trips;
 
 use crate::config::{PipelineConfig, TargetConfig};
 use crate::push::Guard;

@@ -5,8 +5,10 @@
 pub mod connect;
 pub mod positions;
 pub mod push;
+pub mod retention;
 pub mod schema;
 pub mod token;
+pub mod trips;
 
 use thiserror::Error;
 
