@@ -539,6 +539,20 @@ async fn trips_survive_a_5xx_burst_and_a_token_rejected_mid_run() -> Result<()> 
     f.config.geocoding = None;
     f.write_config()?;
 
+    // Stored positions during one trip: its top speed comes from them.
+    let now = epoch_now();
+    let (truth, _) = f.truth(now - LOOKBACK_HOURS * 3600 + 600, now - 600, now - 600);
+    let (imei, start) = truth.first().cloned().context("no trip in the last day")?;
+    sqlx::query(
+        "INSERT INTO positions (imei, gps_time, lat, lng, speed, source)
+         SELECT $1, to_timestamp($2) + s.o * interval '1 second', -1.3, 36.8, s.v, 'poll'
+         FROM (VALUES (1, 12.0::real), (30, 55.5::real), (60, 31.0::real)) AS s(o, v)",
+    )
+    .bind(&imei)
+    .bind(start as f64)
+    .execute(&f.pool)
+    .await?;
+
     // Three HTTP 500s in a row: retried with back-off, the run succeeds.
     f.sim.state().patch_faults(&FaultsPatch {
         fail_next: Some(3),
@@ -553,6 +567,17 @@ async fn trips_survive_a_5xx_burst_and_a_token_rejected_mid_run() -> Result<()> 
         f.count("SELECT count(*) FROM trips WHERE start_address IS NOT NULL")
             .await?
             == 0
+    );
+    let (max_speed,): (Option<f32>,) = sqlx::query_as(
+        "SELECT max_speed FROM trips WHERE imei = $1 AND start_time = to_timestamp($2)",
+    )
+    .bind(&imei)
+    .bind(start as f64)
+    .fetch_one(&f.pool)
+    .await?;
+    ensure!(
+        max_speed == Some(55.5),
+        "top speed from the stored positions: {max_speed:?}"
     );
 
     // The token is refused in the middle of the run (while the device list

@@ -188,7 +188,7 @@ async fn phases<G: ReverseGeocoder>(
 
     // 3. Geocode, holding no connection.
     let ask = plan::to_ask(&wanted, &cached);
-    counts.cache_hits = wanted.len() - ask.len();
+    counts.cache_hits = wanted.len().saturating_sub(ask.len());
     let resolved = match geocoder {
         Some(g) if !ask.is_empty() => {
             geocode::resolve(g, limiter, &ask, opts.limits)
