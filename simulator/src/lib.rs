@@ -8,6 +8,8 @@
 //!
 //! One process serves several accounts (targets), told apart by `app_key`.
 //!
+//! [`nominatim`] is a fake reverse geocoder for the trips job's tests.
+//!
 //! ```ignore
 //! let sim = tracksolid_sim::SimServer::start(SimConfig::for_tests(250, 7)).await?;
 //! let endpoint = sim.endpoint(); // http://127.0.0.1:PORT/route/rest
@@ -19,6 +21,7 @@ pub mod config;
 pub mod faults;
 pub mod fleet;
 pub mod geo;
+pub mod nominatim;
 pub mod protocol;
 pub mod rng;
 pub mod server;
@@ -27,5 +30,6 @@ pub mod state;
 
 pub use config::{AccountConfig, ErrorCodes, Limits, Motion, SimConfig};
 pub use faults::{DeviceQuirk, Faults, FaultsPatch};
+pub use nominatim::{FakeNominatim, FakeNominatimConfig};
 pub use server::{API_PATH, SimServer};
 pub use state::{SimState, Stats};

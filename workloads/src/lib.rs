@@ -1,4 +1,5 @@
 pub mod config;
+pub mod geocode;
 pub mod ingest;
 pub mod push;
 pub mod store;

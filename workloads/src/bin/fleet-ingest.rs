@@ -48,6 +48,11 @@ enum Job {
     Parking(WindowArgs),
     /// Device lists; disables devices gone from every account.
     Devices,
+    /// Trips of the look-back window, reverse-geocoded through the cache
+    /// (tuning: FLEET_TRIPS_LOOKBACK_HOURS, FLEET_GEOCODER_*; see the README).
+    Trips,
+    /// Retention of the logs and positions, and the reporting refresh.
+    Housekeeping,
 }
 
 async fn run(args: Args) -> Result<bool, String> {
@@ -59,7 +64,15 @@ async fn run(args: Args) -> Result<bool, String> {
         None => connect::from_config(&config.database, &args.db_credentials_dir),
     }
     .map_err(|e| e.to_string())?;
-    let pool = connect::pool(options, 2).await.map_err(|e| e.to_string())?;
+    // Each job shows up as itself in pg_stat_activity.
+    let job_name = format!("fleet-ingest {:?}", args.job).to_lowercase();
+    let options = options.application_name(&job_name);
+    // Connect once up front (a wrong login fails the run at once), then work
+    // through a pool that keeps no idle connection: between its short
+    // database steps a job holds no connection while it waits on the API.
+    let eager = connect::pool(options, 2).await.map_err(|e| e.to_string())?;
+    let pool = connect::transient_pool(&eager, 2);
+    eager.close().await;
     let ctx = JobContext {
         config,
         pool,
@@ -71,6 +84,10 @@ async fn run(args: Args) -> Result<bool, String> {
         Job::Alarms(w) => ingest::alarms::run(&ctx, &w).await,
         Job::Parking(w) => ingest::parking::run(&ctx, &w).await,
         Job::Devices => ingest::devices::run(&ctx).await,
+        Job::Trips => ingest::trips::run_from_env(&ctx)
+            .await
+            .map_err(|e| e.to_string())?,
+        Job::Housekeeping => ingest::housekeeping::run(&ctx).await,
     };
     ctx.pool.close().await;
     Ok(outcomes.iter().all(|o| o.error.is_none()))

@@ -14,13 +14,23 @@ pub struct LogRow<'a> {
 }
 
 pub async fn write(pool: &PgPool, row: &LogRow<'_>) -> Result<(), sqlx::Error> {
+    insert(pool, row, Some(row.target)).await
+}
+
+/// A row that belongs to no Tracksolid target (housekeeping): `target` is
+/// NULL and `row.target` is ignored.
+pub async fn write_untargeted(pool: &PgPool, row: &LogRow<'_>) -> Result<(), sqlx::Error> {
+    insert(pool, row, None).await
+}
+
+async fn insert(pool: &PgPool, row: &LogRow<'_>, target: Option<&str>) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO ingestion_log (endpoint, target, started_at, finished_at, rows_inserted,
                                     rows_rejected, status, error)
          VALUES ($1, $2, $3::timestamptz, $4::timestamptz, $5, $6, $7, $8)",
     )
     .bind(row.endpoint)
-    .bind(row.target)
+    .bind(target)
     .bind(row.started_at.to_string())
     .bind(row.finished_at.to_string())
     // u64 counts come from rows_affected(); they fit i64 and are never negative.

@@ -5,12 +5,14 @@
 pub mod alarms;
 pub mod devices;
 pub mod error;
+pub mod housekeeping;
 pub mod imeis;
 pub mod log;
 pub mod outcome;
 pub mod parking;
 pub mod positions;
 pub mod track;
+pub mod trips;
 pub mod window;
 
 use crate::config::{PipelineConfig, TargetConfig};

@@ -64,3 +64,28 @@ pub async fn pool(options: PgConnectOptions, max: u32) -> Result<PgPool, DbError
         .connect_with(options)
         .await?)
 }
+
+/// A pool on the same database as `from` that keeps no idle connection:
+/// each connection is opened on acquire and closed when released. For a job
+/// that waits on the network between short database steps, so that between
+/// them it holds no connection at all (not even an idle one).
+pub fn transient_pool(from: &PgPool, max: u32) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(max.max(1))
+        .min_connections(0)
+        .acquire_timeout(Duration::from_secs(5))
+        .after_release(|_conn, _meta| Box::pin(async { Ok(false) }))
+        .connect_lazy_with((*from.connect_options()).clone())
+}
+
+/// Closes every idle connection of `pool`, so that the process holds no
+/// database connection at all while it waits on the network (the trips job's
+/// API and geocoding phases). Connections in use are not touched; the pool
+/// opens new ones on the next acquire.
+pub async fn release_idle(pool: &PgPool) {
+    while let Some(conn) = pool.try_acquire() {
+        if let Err(e) = conn.close().await {
+            tracing::debug!(error = %e, "closing an idle connection");
+        }
+    }
+}

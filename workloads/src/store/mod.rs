@@ -8,8 +8,10 @@ pub mod devices;
 pub mod parking;
 pub mod positions;
 pub mod push;
+pub mod retention;
 pub mod schema;
 pub mod token;
+pub mod trips;
 
 use thiserror::Error;
 

@@ -13,7 +13,9 @@ use rustls::pki_types::pem::PemObject;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-fn build_tls(extra_root_pem: Option<&[u8]>) -> Result<rustls::ClientConfig, TracksolidError> {
+pub(crate) fn build_tls(
+    extra_root_pem: Option<&[u8]>,
+) -> Result<rustls::ClientConfig, TracksolidError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let verifier = match extra_root_pem {
         None => rustls_platform_verifier::Verifier::new(provider.clone()),
@@ -40,7 +42,7 @@ fn build_tls(extra_root_pem: Option<&[u8]>) -> Result<rustls::ClientConfig, Trac
     Ok(tls)
 }
 
-fn is_loopback(url: &reqwest::Url) -> bool {
+pub(crate) fn is_loopback(url: &reqwest::Url) -> bool {
     match url.host_str() {
         Some(h) => {
             let h = h.trim_start_matches('[').trim_end_matches(']');

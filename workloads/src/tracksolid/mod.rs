@@ -33,6 +33,9 @@ pub mod token;
 pub mod types;
 pub mod window;
 
+// The TLS set-up and loopback test, shared with the geocoder's HTTP client.
+pub(crate) use http::{build_tls as tls_config, is_loopback as is_loopback_url};
+
 pub use client::{AlarmScan, ClientStats, TracksolidClient};
 pub use envelope::{ApiCode, Envelope};
 pub use error::{ErrorClass, RejectKind, TracksolidError, TransientCause};
