@@ -2,7 +2,13 @@
 //! measured in the same run; nothing here asserts a wall-clock threshold.
 //!
 //! `fleet-bench webhook` posts push batches to the real receiver at rising
-//! concurrency and compares with the raw insert limit of the same rows.
+//! concurrency and compares, on the same rows in the same run, with the raw
+//! insert limit and with an old-stack-style Python receiver (a comparison
+//! baseline under bench/baseline/, not product code).
+//!
+//! `fleet-bench ingest --devices 100,1000,10000` runs the release
+//! `fleet-ingest positions` against the simulator: rows/s, CPU time per
+//! 1,000 positions and peak RSS of the job.
 //!
 //! `fleet-bench operator --pipelines 100,500` measures the operator on the
 //! test apiserver: time until every pipeline is Ready, write requests counted
@@ -12,6 +18,7 @@
 //! the minimal RBAC (a ServiceAccount token), so its writes are told apart
 //! from everyone else's by user name.
 
+mod ingest;
 mod operator;
 mod webhook;
 
@@ -28,8 +35,11 @@ struct Cli {
 enum Command {
     /// Operator scale on the test apiserver.
     Operator(operator::Args),
-    /// Push receiver throughput into PostgreSQL, against the raw insert limit.
+    /// Push receiver throughput into PostgreSQL, against the raw insert
+    /// limit and the old-stack-style baseline.
     Webhook(webhook::Args),
+    /// `fleet-ingest positions` cost per fleet size, against the simulator.
+    Ingest(ingest::Args),
 }
 
 #[tokio::main]
@@ -37,5 +47,6 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Operator(args) => operator::run(args).await,
         Command::Webhook(args) => webhook::run(args).await,
+        Command::Ingest(args) => ingest::run(args).await,
     }
 }

@@ -44,16 +44,7 @@ where
 }
 
 fn patch(env: &TestEnv, json: &str) -> Result<()> {
-    let out = env.kubectl(&[
-        "patch",
-        "fleetpipeline",
-        PIPELINE,
-        "--type=merge",
-        "-p",
-        json,
-    ])?;
-    ensure!(out.success, "kubectl patch: {}", out.stderr);
-    Ok(())
+    patch_named(env, PIPELINE, json)
 }
 
 #[tokio::test]
@@ -292,19 +283,32 @@ async fn missing_secret_degrades_without_hot_loop_and_recovers() -> Result<()> {
 async fn a_broken_pipeline_does_not_stall_the_others() -> Result<()> {
     let env = TestEnv::start("isolation").await?;
     env.example_secrets().await?;
-    // Three pipelines whose Secrets do not exist, and one healthy one.
+    // Ten pipelines in one namespace: one malformed in a way the schema
+    // cannot see (a retention that overflows: InvalidSpec), one whose Secret
+    // does not exist, and eight healthy ones, each with its own schema.
     let example: serde_json::Value = serde_yaml::from_str(&example_in(&env.namespace)?)?;
-    for i in 0..3 {
-        let mut bad = example.clone();
-        bad["metadata"]["name"] = format!("broken-{i}").into();
-        bad["spec"]["targets"][0]["credentialsSecretRef"]["name"] = format!("absent-{i}").into();
-        bad["spec"]["database"]["schema"] = format!("broken_{i}").into();
-        ensure!(env.apply(&serde_json::to_string(&bad)?)?.success);
+    let mut malformed = example.clone();
+    malformed["metadata"]["name"] = "malformed".into();
+    malformed["spec"]["database"]["schema"] = "malformed".into();
+    malformed["spec"]["retention"]["positions"] = "99999999999999999999d".into();
+    ensure!(env.apply(&serde_json::to_string(&malformed)?)?.success);
+    let mut missing = example.clone();
+    missing["metadata"]["name"] = "broken".into();
+    missing["spec"]["targets"][0]["credentialsSecretRef"]["name"] = "absent".into();
+    missing["spec"]["database"]["schema"] = "broken".into();
+    ensure!(env.apply(&serde_json::to_string(&missing)?)?.success);
+    const HEALTHY: usize = 8;
+    for i in 0..HEALTHY {
+        let mut fp = example.clone();
+        fp["metadata"]["name"] = format!("healthy-{i}").into();
+        fp["spec"]["database"]["schema"] = format!("healthy_{i}").into();
+        ensure!(env.apply(&serde_json::to_string(&fp)?)?.success);
     }
-    ensure!(env.apply(&serde_json::to_string(&example)?)?.success);
-    wait_ready(&env, PIPELINE).await?;
-    for i in 0..3 {
-        let fp = env.pipelines().get(&format!("broken-{i}")).await?;
+    for i in 0..HEALTHY {
+        wait_ready(&env, &format!("healthy-{i}")).await?;
+    }
+    for (name, expected) in [("malformed", "InvalidSpec"), ("broken", "SecretMissing")] {
+        let fp = env.pipelines().get(name).await?;
         let reason = fp
             .status
             .unwrap_or_default()
@@ -312,12 +316,25 @@ async fn a_broken_pipeline_does_not_stall_the_others() -> Result<()> {
             .into_iter()
             .find(|c| c.type_ == "Ready")
             .map(|c| c.reason);
-        ensure!(
-            reason.as_deref() == Some("SecretMissing"),
-            "broken-{i}: {reason:?}"
-        );
+        ensure!(reason.as_deref() == Some(expected), "{name}: {reason:?}");
     }
+    // The others keep reconciling: a change to a healthy pipeline is acted
+    // on while the broken ones are still there.
+    patch_named(&env, "healthy-3", r#"{"spec":{"suspend":true}}"#)?;
+    let fp = wait_ready(&env, "healthy-3").await?;
+    ensure!(fp.metadata.generation == Some(2), "the patch was observed");
+    let cj = env.api::<CronJob>().get("healthy-3-positions").await?;
+    ensure!(
+        cj.spec.suspend == Some(true),
+        "the CronJobs of healthy-3 follow the new spec"
+    );
     env.cleanup().await;
+    Ok(())
+}
+
+fn patch_named(env: &TestEnv, name: &str, json: &str) -> Result<()> {
+    let out = env.kubectl(&["patch", "fleetpipeline", name, "--type=merge", "-p", json])?;
+    ensure!(out.success, "kubectl patch: {}", out.stderr);
     Ok(())
 }
 
