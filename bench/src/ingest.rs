@@ -103,6 +103,7 @@ async fn one_size(devices: usize, runs: usize) -> Result<(Measured, Duration)> {
         name: "hk".into(),
         endpoint: sim.endpoint(),
         credentials_dir: creds.display().to_string(),
+        protocol: Default::default(),
     }];
     let config_path = dir.join("config.json");
     std::fs::write(&config_path, config.to_json())?;

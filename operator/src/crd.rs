@@ -296,6 +296,49 @@ pub struct TargetSpec {
     pub endpoint: String,
     /// Secret with keys appKey, appSecret, userId, userPassword.
     pub credentials_secret_ref: SecretRef,
+    /// Protocol facts the public references leave uncertain, for an account
+    /// that needs other values than the defaults (listed in the README).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<TargetProtocolSpec>,
+}
+
+/// Overrides of uncertain Tracksolid protocol facts. Leave unset unless the
+/// API answers otherwise than the defaults assume.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetProtocolSpec {
+    /// `map_type` for location and track calls (e.g. GOOGLE, BAIDU); unset sends none (raw WGS-84).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 16), regex(pattern = r"^[A-Z0-9_]+$"))]
+    pub map_type: Option<String>,
+    /// IMEIs per call for the list methods. Default 100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
+    pub max_imeis_per_call: Option<u32>,
+    /// `page_size` of jimi.open.platform.report.parking. Default 100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub parking_page_size: Option<u32>,
+    /// `start_row` of the parking report's first page (0 or 1). Default 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1))]
+    pub parking_first_row: Option<u32>,
+    /// Longest window of one parking report call, in days. Default 7.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 31))]
+    pub parking_max_window_days: Option<u32>,
+    /// `page_size` of jimi.device.track.mileage. Default 100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub mileage_page_size: Option<u32>,
+    /// `start_row` of the first track.mileage page (0 or 1). Default 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1))]
+    pub mileage_first_row: Option<u32>,
+    /// Longest window of one track.mileage call, in days. Default 7.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 31))]
+    pub mileage_max_window_days: Option<u32>,
 }
 
 /// The periodic jobs. A job left out runs on its default schedule; set

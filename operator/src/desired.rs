@@ -13,7 +13,8 @@ use crate::db::{RoleOverrides, WorkloadRole, roles::webhook_connection_limit};
 use crate::duration;
 use fleet_workloads::config::{
     DatabaseConfig, EventTimeGuardConfig, GeocodingConfig, JobConfig, JobKind, PipelineConfig,
-    RetentionConfig, TARGET_CREDENTIAL_KEYS, TARGET_CREDENTIALS_DIR, TargetConfig,
+    ProtocolOverrides, RetentionConfig, TARGET_CREDENTIAL_KEYS, TARGET_CREDENTIALS_DIR,
+    TargetConfig,
 };
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::api::networking::v1::{NetworkPolicyIngressRule, NetworkPolicyPeer};
@@ -333,6 +334,20 @@ pub fn resolve(fp: &FleetPipeline, default_image: &str) -> Result<DesiredPipelin
                 name: t.name.clone(),
                 endpoint: t.endpoint.clone(),
                 credentials_dir: format!("{TARGET_CREDENTIALS_DIR}/{}", t.name),
+                protocol: t
+                    .protocol
+                    .as_ref()
+                    .map(|p| ProtocolOverrides {
+                        map_type: p.map_type.clone(),
+                        max_imeis_per_call: p.max_imeis_per_call,
+                        parking_page_size: p.parking_page_size,
+                        parking_first_row: p.parking_first_row,
+                        parking_max_window_days: p.parking_max_window_days,
+                        mileage_page_size: p.mileage_page_size,
+                        mileage_first_row: p.mileage_first_row,
+                        mileage_max_window_days: p.mileage_max_window_days,
+                    })
+                    .unwrap_or_default(),
             })
             .collect(),
         jobs: jobs
@@ -506,6 +521,23 @@ pub(crate) mod tests {
             resolve(&fp, "img").unwrap(),
             crate::resources::meta::owner_reference(&fp).unwrap(),
         )
+    }
+
+    #[test]
+    fn protocol_overrides_reach_the_config_and_are_absent_when_unset() {
+        let mut fp = example();
+        let plain = resolve(&fp, "img").unwrap();
+        assert!(
+            !plain.config.to_json().contains("protocol"),
+            "no protocol key when unset (no ConfigMap change for existing pipelines)"
+        );
+        fp.spec.targets[0].protocol = Some(crate::crd::TargetProtocolSpec {
+            parking_first_row: Some(1),
+            ..Default::default()
+        });
+        let d = resolve(&fp, "img").unwrap();
+        assert_eq!(d.config.targets[0].protocol.parking_first_row, Some(1));
+        assert!(d.config.to_json().contains("\"parkingFirstRow\": 1"));
     }
 
     #[test]

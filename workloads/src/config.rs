@@ -128,6 +128,48 @@ pub struct TargetConfig {
     pub endpoint: String,
     /// Directory holding the target's credential files (one file per key).
     pub credentials_dir: String,
+    /// Protocol facts the reference marks uncertain, when this account
+    /// needs other values than the client's defaults.
+    #[serde(default, skip_serializing_if = "ProtocolOverrides::is_empty")]
+    pub protocol: ProtocolOverrides,
+}
+
+/// Overrides of the Tracksolid protocol facts that the reference
+/// (shared/reference/tracksolid-api.md) marks uncertain. Unset fields keep
+/// the client's defaults (`tracksolid::ProtocolOptions`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProtocolOverrides {
+    /// `map_type` for location and track calls (e.g. `GOOGLE`); unset sends none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub map_type: Option<String>,
+    /// IMEIs per call for the methods that take a list (default 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_imeis_per_call: Option<u32>,
+    /// `page_size` of the parking report (default 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parking_page_size: Option<u32>,
+    /// `start_row` of the parking report's first page (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parking_first_row: Option<u32>,
+    /// Longest window of one parking report call, in days (default 7).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parking_max_window_days: Option<u32>,
+    /// `page_size` of `jimi.device.track.mileage` (default 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mileage_page_size: Option<u32>,
+    /// `start_row` of the first `track.mileage` page (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mileage_first_row: Option<u32>,
+    /// Longest window of one `track.mileage` call, in days (default 7).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mileage_max_window_days: Option<u32>,
+}
+
+impl ProtocolOverrides {
+    pub fn is_empty(&self) -> bool {
+        *self == ProtocolOverrides::default()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -213,6 +255,7 @@ mod tests {
                 name: "hk".into(),
                 endpoint: "https://hk-open.tracksolidpro.com/route/rest".into(),
                 credentials_dir: format!("{TARGET_CREDENTIALS_DIR}/hk"),
+                protocol: Default::default(),
             }],
             jobs: [(
                 JobKind::Positions,

@@ -84,6 +84,7 @@ async fn an_ingest_run_cut_off_by_a_postgres_crash_fails_cleanly_and_the_next_ca
         name: "hk".into(),
         endpoint: sim.endpoint(),
         credentials_dir: creds.display().to_string(),
+        protocol: Default::default(),
     }];
     let config_path = dir.join("config.json");
     std::fs::write(&config_path, config.to_json())?;

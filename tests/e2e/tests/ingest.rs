@@ -77,12 +77,14 @@ async fn positions_are_counted_exactly_and_a_down_target_fails_alone() -> Result
             name: "hk".into(),
             endpoint: sim.endpoint(),
             credentials_dir: good.display().to_string(),
+            protocol: Default::default(),
         },
         TargetConfig {
             name: "eu".into(),
             // Nothing listens on port 9 of loopback.
             endpoint: "http://127.0.0.1:9/route/rest".into(),
             credentials_dir: down.display().to_string(),
+            protocol: Default::default(),
         },
     ];
     let config_path = dir.join("config.json");

@@ -92,6 +92,7 @@ impl Rig {
                 name,
                 endpoint: sim.endpoint(),
                 credentials_dir: creds.display().to_string(),
+                protocol: Default::default(),
             });
         }
         let config_path = dir.join("config.json");

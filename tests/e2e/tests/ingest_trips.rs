@@ -87,6 +87,7 @@ impl Fixture {
             name: "hk".into(),
             endpoint: sim.endpoint(),
             credentials_dir: creds.display().to_string(),
+            protocol: Default::default(),
         }];
         config.geocoding = Some(GeocodingConfig {
             url: geo.base_url(),

@@ -46,6 +46,7 @@ pub fn client_for(
 ) -> Result<TracksolidClient<PgTokenStore>, String> {
     let credentials = Credentials::from_dir(Path::new(&target.credentials_dir))
         .map_err(|e| format!("credentials: {e}"))?;
-    let cfg = ClientConfig::new(&target.name, &target.endpoint, credentials);
+    let mut cfg = ClientConfig::new(&target.name, &target.endpoint, credentials);
+    cfg.protocol = cfg.protocol.with_overrides(&target.protocol);
     TracksolidClient::new(cfg, PgTokenStore::new(pool.clone())).map_err(|e| e.to_string())
 }

@@ -202,6 +202,38 @@ impl Default for ProtocolOptions {
     }
 }
 
+impl ProtocolOptions {
+    /// These options with a target's overrides from the pipeline config.
+    pub fn with_overrides(mut self, o: &crate::config::ProtocolOverrides) -> Self {
+        const DAY: u64 = 86_400;
+        if let Some(v) = &o.map_type {
+            self.map_type = Some(v.clone());
+        }
+        if let Some(v) = o.max_imeis_per_call {
+            self.max_imeis_per_call = (v as usize).max(1);
+        }
+        if let Some(v) = o.parking_page_size {
+            self.parking_page_size = v.max(1);
+        }
+        if let Some(v) = o.parking_first_row {
+            self.parking_first_row = v;
+        }
+        if let Some(v) = o.parking_max_window_days {
+            self.parking_max_window = Duration::from_secs(u64::from(v.max(1)) * DAY);
+        }
+        if let Some(v) = o.mileage_page_size {
+            self.mileage_page_size = v.max(1);
+        }
+        if let Some(v) = o.mileage_first_row {
+            self.mileage_first_row = v;
+        }
+        if let Some(v) = o.mileage_max_window_days {
+            self.mileage_max_window = Duration::from_secs(u64::from(v.max(1)) * DAY);
+        }
+        self
+    }
+}
+
 /// Everything a [`super::TracksolidClient`] needs.
 #[derive(Clone, Debug)]
 pub struct ClientConfig {
@@ -307,5 +339,34 @@ mod tests {
             Err(CredentialsError::Empty { .. })
         ));
         let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+#[cfg(test)]
+mod override_tests {
+    use super::*;
+    use crate::config::ProtocolOverrides;
+
+    #[test]
+    fn overrides_replace_only_what_they_set() {
+        let base = ProtocolOptions::default();
+        assert_eq!(
+            base.clone().with_overrides(&ProtocolOverrides::default()),
+            base
+        );
+        let o = ProtocolOverrides {
+            map_type: Some("GOOGLE".into()),
+            parking_first_row: Some(1),
+            mileage_max_window_days: Some(3),
+            max_imeis_per_call: Some(0),
+            ..Default::default()
+        };
+        let p = ProtocolOptions::default().with_overrides(&o);
+        assert_eq!(p.map_type.as_deref(), Some("GOOGLE"));
+        assert_eq!(p.parking_first_row, 1);
+        assert_eq!(p.mileage_max_window, Duration::from_secs(3 * 86_400));
+        // Nonsense is clamped, never zero.
+        assert_eq!(p.max_imeis_per_call, 1);
+        assert_eq!(p.parking_page_size, base.parking_page_size);
     }
 }
