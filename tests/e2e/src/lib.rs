@@ -754,3 +754,52 @@ where
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
+
+/// The debug build of a workspace binary (`fleet-ingest`, `fleet-webhook`),
+/// which `tests/run.sh` builds before the tests.
+pub fn workspace_binary(name: &str) -> Result<PathBuf> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"));
+    let bin = target.join("debug").join(name);
+    ensure!(
+        bin.exists(),
+        "{} not built (cargo build --workspace --bins)",
+        bin.display()
+    );
+    Ok(bin)
+}
+
+/// A target's credentials directory, as the CronJob mounts it: one file per key.
+pub fn write_target_credentials(
+    dir: &Path,
+    app_key: &str,
+    app_secret: &str,
+    user_id: &str,
+    user_password: &str,
+) -> Result<()> {
+    std::fs::create_dir_all(dir)?;
+    for (k, v) in [
+        ("appKey", app_key),
+        ("appSecret", app_secret),
+        ("userId", user_id),
+        ("userPassword", user_password),
+    ] {
+        std::fs::write(dir.join(k), v)?;
+    }
+    Ok(())
+}
+
+/// The same, for one of the simulator's accounts.
+pub fn write_account_credentials(
+    dir: &Path,
+    account: &tracksolid_sim::AccountConfig,
+) -> Result<()> {
+    write_target_credentials(
+        dir,
+        &account.app_key,
+        &account.app_secret,
+        &account.user_id,
+        &account.password,
+    )
+}

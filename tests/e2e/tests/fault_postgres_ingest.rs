@@ -9,11 +9,10 @@
 //! it restarts the shared PostgreSQL.)
 
 use anyhow::{Context as _, Result, anyhow, ensure};
-use fleet_e2e::{TestDb, repo_root, state_dir};
+use fleet_e2e::{TestDb, repo_root, state_dir, workspace_binary};
 use fleet_workloads::config::TargetConfig;
 use fleet_workloads::store::{connect, schema};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use tracksolid_sim::{FaultsPatch, SimConfig, SimServer};
@@ -25,19 +24,6 @@ const LATENCY_MS: u64 = 3_000;
 /// How long PostgreSQL stays down, counted from when the simulator got the
 /// request: past the answer (3 s) and the write's pool timeout (5 s).
 const DOWN_SECONDS: u64 = 10;
-
-fn binary() -> Result<PathBuf> {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("target"));
-    let bin = target.join("debug/fleet-ingest");
-    ensure!(
-        bin.exists(),
-        "{} not built (cargo build -p fleet-workloads)",
-        bin.display()
-    );
-    Ok(bin)
-}
 
 fn now_s() -> i64 {
     jiff::Timestamp::now().as_second()
@@ -89,7 +75,7 @@ async fn an_ingest_run_cut_off_by_a_postgres_crash_fails_cleanly_and_the_next_ca
     let config_path = dir.join("config.json");
     std::fs::write(&config_path, config.to_json())?;
     let command = || -> Result<Command> {
-        let mut c = Command::new(binary()?);
+        let mut c = Command::new(workspace_binary("fleet-ingest")?);
         c.arg("positions")
             .arg("--config")
             .arg(&config_path)

@@ -4,46 +4,13 @@
 //! that is down fails alone (non-zero exit) without touching the others.
 
 use anyhow::{Context as _, Result, ensure};
-use fleet_e2e::{TestDb, repo_root};
+use fleet_e2e::{TestDb, workspace_binary, write_target_credentials};
 use fleet_workloads::config::TargetConfig;
 use fleet_workloads::store::{connect, schema};
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use tracksolid_sim::{SimConfig, SimServer};
 
 const SCHEMA: &str = "fleet_ingest";
-
-fn binary() -> Result<PathBuf> {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("target"));
-    let bin = target.join("debug/fleet-ingest");
-    ensure!(
-        bin.exists(),
-        "{} not built (cargo build -p fleet-workloads)",
-        bin.display()
-    );
-    Ok(bin)
-}
-
-fn write_credentials(
-    dir: &Path,
-    app_key: &str,
-    secret: &str,
-    user: &str,
-    password: &str,
-) -> Result<()> {
-    std::fs::create_dir_all(dir)?;
-    for (k, v) in [
-        ("appKey", app_key),
-        ("appSecret", secret),
-        ("userId", user),
-        ("userPassword", password),
-    ] {
-        std::fs::write(dir.join(k), v)?;
-    }
-    Ok(())
-}
 
 // Multi-threaded: the simulator runs in this process while the test blocks
 // on the child process.
@@ -62,7 +29,7 @@ async fn positions_are_counted_exactly_and_a_down_target_fails_alone() -> Result
 
     let dir = std::env::temp_dir().join(format!("fleet-ingest-e2e-{}", std::process::id()));
     let good = dir.join("targets/hk");
-    write_credentials(
+    write_target_credentials(
         &good,
         &account.app_key,
         &account.app_secret,
@@ -70,7 +37,7 @@ async fn positions_are_counted_exactly_and_a_down_target_fails_alone() -> Result
         &account.password,
     )?;
     let down = dir.join("targets/eu");
-    write_credentials(&down, "k", "s", "u", "p")?;
+    write_target_credentials(&down, "k", "s", "u", "p")?;
     let mut config = fleet_e2e::workload_config(&db.name, SCHEMA);
     config.targets = vec![
         TargetConfig {
@@ -91,7 +58,7 @@ async fn positions_are_counted_exactly_and_a_down_target_fails_alone() -> Result
     std::fs::write(&config_path, config.to_json())?;
 
     let run = || -> Result<std::process::Output> {
-        Command::new(binary()?)
+        Command::new(workspace_binary("fleet-ingest")?)
             .arg("positions")
             .arg("--config")
             .arg(&config_path)

@@ -11,45 +11,19 @@
 //! about the same, finished, part of the simulated story.
 
 use anyhow::{Context as _, Result, ensure};
-use fleet_e2e::{TestDb, repo_root};
+use fleet_e2e::{TestDb, workspace_binary, write_account_credentials};
 use fleet_workloads::config::TargetConfig;
 use fleet_workloads::store::{connect, schema};
 use jiff::Timestamp;
 use sqlx::PgPool;
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 use tracksolid_sim::fleet::TrackOptions;
 use tracksolid_sim::{AccountConfig, DeviceQuirk, FaultsPatch, SimConfig, SimServer};
 
 const SCHEMA: &str = "fleet_jobs";
 const HOUR: i64 = 3600;
-
-fn binary() -> Result<PathBuf> {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("target"));
-    let bin = target.join("debug/fleet-ingest");
-    ensure!(
-        bin.exists(),
-        "{} not built (cargo build -p fleet-workloads --bins)",
-        bin.display()
-    );
-    Ok(bin)
-}
-
-fn write_credentials(dir: &Path, account: &AccountConfig) -> Result<()> {
-    std::fs::create_dir_all(dir)?;
-    for (k, v) in [
-        ("appKey", &account.app_key),
-        ("appSecret", &account.app_secret),
-        ("userId", &account.user_id),
-        ("userPassword", &account.password),
-    ] {
-        std::fs::write(dir.join(k), v)?;
-    }
-    Ok(())
-}
 
 /// A window in the past, `[now - 54 h, now - 42 h]` on whole hours: the
 /// simulated stops that start in it have all ended, buffered points have
@@ -87,7 +61,7 @@ impl Rig {
         for (i, account) in sim.state().accounts().iter().enumerate() {
             let name = format!("t{}", i + 1);
             let creds = dir.join("targets").join(&name);
-            write_credentials(&creds, account)?;
+            write_account_credentials(&creds, account)?;
             config.targets.push(TargetConfig {
                 name,
                 endpoint: sim.endpoint(),
@@ -108,7 +82,7 @@ impl Rig {
 
     /// Runs `fleet-ingest <args>` to completion.
     fn run(&self, args: &[&str]) -> Result<Output> {
-        let out = Command::new(binary()?)
+        let out = Command::new(workspace_binary("fleet-ingest")?)
             .args(args)
             .arg("--config")
             .arg(&self.config)

@@ -15,13 +15,13 @@
 //!   logs the refresh and refreshes the reporting view.
 
 use anyhow::{Context as _, Result, ensure};
-use fleet_e2e::{TestDb, repo_root};
+use fleet_e2e::{TestDb, workspace_binary, write_account_credentials};
 use fleet_workloads::config::{GeocodingConfig, PipelineConfig, TargetConfig};
 use fleet_workloads::geocode::CacheKey;
 use fleet_workloads::store::{connect, schema};
 use sqlx::PgPool;
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Output;
 use std::time::{Duration, Instant};
 use tracksolid_sim::nominatim::address_for;
@@ -35,32 +35,6 @@ const SCHEMA: &str = "fleet_trips";
 type TripKeys = BTreeSet<(String, i64)>;
 const USER_AGENT: &str = "fleetpipeline-e2e/1 (trips test)";
 const LOOKBACK_HOURS: i64 = 24;
-
-fn binary() -> Result<PathBuf> {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("target"));
-    let bin = target.join("debug/fleet-ingest");
-    ensure!(
-        bin.exists(),
-        "{} not built (cargo build -p fleet-workloads --bins)",
-        bin.display()
-    );
-    Ok(bin)
-}
-
-fn write_credentials(dir: &Path, account: &tracksolid_sim::AccountConfig) -> Result<()> {
-    std::fs::create_dir_all(dir)?;
-    for (k, v) in [
-        ("appKey", &account.app_key),
-        ("appSecret", &account.app_secret),
-        ("userId", &account.user_id),
-        ("userPassword", &account.password),
-    ] {
-        std::fs::write(dir.join(k), v)?;
-    }
-    Ok(())
-}
 
 /// A database, the simulator, the fake geocoder and a config file.
 struct Fixture {
@@ -81,7 +55,7 @@ impl Fixture {
         let geo = FakeNominatim::start(FakeNominatimConfig::default()).await?;
         let dir = std::env::temp_dir().join(format!("fleet-{name}-e2e-{}", std::process::id()));
         let creds = dir.join("targets/hk");
-        write_credentials(&creds, &sim.state().accounts()[0])?;
+        write_account_credentials(&creds, &sim.state().accounts()[0])?;
         let mut config = fleet_e2e::workload_config(&db.name, SCHEMA);
         config.targets = vec![TargetConfig {
             name: "hk".into(),
@@ -115,7 +89,7 @@ impl Fixture {
     }
 
     fn command(&self, job: &str) -> Result<tokio::process::Command> {
-        let mut cmd = tokio::process::Command::new(binary()?);
+        let mut cmd = tokio::process::Command::new(workspace_binary("fleet-ingest")?);
         cmd.arg(job)
             .arg("--config")
             .arg(self.config_path())

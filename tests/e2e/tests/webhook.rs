@@ -4,7 +4,7 @@
 //! after which exactly the acknowledged pushes are stored.
 
 use anyhow::{Context as _, Result, anyhow, ensure};
-use fleet_e2e::{TestDb, http, repo_root, urlencode, wait_for};
+use fleet_e2e::{TestDb, http, urlencode, wait_for, workspace_binary};
 use fleet_workloads::store::{connect, schema};
 use sqlx::PgPool;
 use std::path::PathBuf;
@@ -15,19 +15,6 @@ use std::time::Duration;
 const SCHEMA: &str = "fleet_push";
 const TOKEN: &str = "push-token-for-tests";
 static PORT: AtomicU16 = AtomicU16::new(18400);
-
-fn binary() -> Result<PathBuf> {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("target"));
-    let bin = target.join("debug/fleet-webhook");
-    ensure!(
-        bin.exists(),
-        "{} not built (cargo build -p fleet-workloads)",
-        bin.display()
-    );
-    Ok(bin)
-}
 
 fn config_file(dir: &std::path::Path) -> Result<PathBuf> {
     let cfg = fleet_e2e::workload_config("unused-with-database-url", SCHEMA);
@@ -56,7 +43,7 @@ async fn start(db: &TestDb) -> Result<(Receiver, PgPool)> {
     let pool = connect::pool(connect::from_url(&db.url(), SCHEMA)?, 2).await?;
     schema::migrate(&pool, SCHEMA).await?;
     let addr = format!("127.0.0.1:{}", PORT.fetch_add(1, Ordering::SeqCst));
-    let child = Command::new(binary()?)
+    let child = Command::new(workspace_binary("fleet-webhook")?)
         .arg("--config")
         .arg(config_file(&dir)?)
         .arg("--token-file")
@@ -255,7 +242,7 @@ async fn bad_tokens_bodies_and_clocks_are_refused_and_counted() -> Result<()> {
 async fn refuses_to_start_without_a_token() -> Result<()> {
     let dir = std::env::temp_dir().join(format!("fleet-webhook-notoken-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let out = Command::new(binary()?)
+    let out = Command::new(workspace_binary("fleet-webhook")?)
         .arg("--config")
         .arg(config_file(&dir)?)
         .args([

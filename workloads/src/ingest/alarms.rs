@@ -6,7 +6,7 @@
 //! the event-time guard are refused and counted.
 
 use super::error::JobError;
-use super::outcome::{Tally, finish};
+use super::outcome::{Tally, per_target};
 use super::window::{self, WindowArgs};
 use super::{JobContext, TargetOutcome, client_for, imeis};
 use crate::config::{JobKind, TargetConfig};
@@ -15,7 +15,7 @@ use crate::store::alarms;
 use crate::tracksolid::types::{Alarm, is_real_fix};
 use jiff::Timestamp;
 use serde_json::{Value, json};
-use tracing::{Instrument, info, info_span, warn};
+use tracing::{info, warn};
 
 const ENDPOINT: &str = "alarms";
 
@@ -81,21 +81,9 @@ async fn fetch_and_store(
     Ok(())
 }
 
-async fn one_target(ctx: &JobContext, args: &WindowArgs, target: &TargetConfig) -> TargetOutcome {
-    let started = Timestamp::now();
-    let mut tally = Tally::default();
-    let error = fetch_and_store(ctx, args, target, &mut tally).await.err();
-    finish(ctx, ENDPOINT, &target.name, started, tally, error).await
-}
-
 /// Run the job for every target.
 pub async fn run(ctx: &JobContext, args: &WindowArgs) -> Vec<TargetOutcome> {
-    let mut out = Vec::new();
-    for target in &ctx.config.targets {
-        let span = info_span!("alarms", target = %target.name);
-        out.push(one_target(ctx, args, target).instrument(span).await);
-    }
-    out
+    per_target(ctx, args, ENDPOINT, fetch_and_store).await
 }
 
 #[cfg(test)]

@@ -3,9 +3,11 @@
 
 use super::error::JobError;
 use super::log::{self, LogRow};
+use super::window::WindowArgs;
 use super::{JobContext, TargetOutcome};
+use crate::config::TargetConfig;
 use jiff::Timestamp;
-use tracing::{info, warn};
+use tracing::{Instrument, info, info_span, warn};
 
 /// Rows a run inserted and rows it refused (event-time guard, no fix,
 /// missing keys), added up over its writes.
@@ -68,4 +70,34 @@ pub async fn finish(
         rejected: tally.rejected,
         error,
     }
+}
+
+/// Run a windowed job (`track`, `alarms`, `parking`) for every target, one
+/// after the other: `fetch_and_store` adds what it writes to the tally, and
+/// each target ends with its `ingestion_log` row, failed or not.
+pub async fn per_target(
+    ctx: &JobContext,
+    args: &WindowArgs,
+    endpoint: &'static str,
+    fetch_and_store: impl AsyncFn(
+        &JobContext,
+        &WindowArgs,
+        &TargetConfig,
+        &mut Tally,
+    ) -> Result<(), JobError>,
+) -> Vec<TargetOutcome> {
+    let mut out = Vec::new();
+    for target in &ctx.config.targets {
+        let span = info_span!("target", job = endpoint, target = %target.name);
+        let outcome = async {
+            let started = Timestamp::now();
+            let mut tally = Tally::default();
+            let error = fetch_and_store(ctx, args, target, &mut tally).await.err();
+            finish(ctx, endpoint, &target.name, started, tally, error).await
+        }
+        .instrument(span)
+        .await;
+        out.push(outcome);
+    }
+    out
 }

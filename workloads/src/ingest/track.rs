@@ -6,7 +6,7 @@
 //! arrive.
 
 use super::error::JobError;
-use super::outcome::{Tally, finish};
+use super::outcome::{Tally, per_target};
 use super::window::{self, WindowArgs};
 use super::{JobContext, TargetOutcome, client_for, imeis};
 use crate::config::{JobKind, TargetConfig};
@@ -16,7 +16,7 @@ use crate::tracksolid::types::TrackPoint;
 use crate::tracksolid::{RejectKind, TracksolidError};
 use jiff::Timestamp;
 use serde_json::{Value, json};
-use tracing::{Instrument, info, info_span, warn};
+use tracing::{info, warn};
 
 const ENDPOINT: &str = "track";
 /// Rows held before a write: bounds memory on a long catch-up, and keeps
@@ -121,21 +121,9 @@ async fn fetch_and_store(
     failure.map_or(Ok(()), Err)
 }
 
-async fn one_target(ctx: &JobContext, args: &WindowArgs, target: &TargetConfig) -> TargetOutcome {
-    let started = Timestamp::now();
-    let mut tally = Tally::default();
-    let error = fetch_and_store(ctx, args, target, &mut tally).await.err();
-    finish(ctx, ENDPOINT, &target.name, started, tally, error).await
-}
-
 /// Run the job for every target.
 pub async fn run(ctx: &JobContext, args: &WindowArgs) -> Vec<TargetOutcome> {
-    let mut out = Vec::new();
-    for target in &ctx.config.targets {
-        let span = info_span!("track", target = %target.name);
-        out.push(one_target(ctx, args, target).instrument(span).await);
-    }
-    out
+    per_target(ctx, args, ENDPOINT, fetch_and_store).await
 }
 
 #[cfg(test)]
