@@ -295,9 +295,12 @@ async fn trips_are_exact_geocoded_at_the_rate_and_cached() -> Result<()> {
     ensure!(f.geo.state().max_in_flight() == 1, "one request at a time");
 
     // The rate, measured at the fake's end, where arrival times jitter by
-    // tens of ms on a busy machine (connection set-up, scheduling): on
-    // average no faster than the rate, and no run of requests ever ahead of
-    // the schedule by more than that jitter (no burst).
+    // up to hundreds of ms on a loaded machine (connection set-up,
+    // scheduling; seen in CI): on average no faster than the rate, and no
+    // run of requests ever ahead of the schedule by more than one interval
+    // (a late request may be followed closely by the next one on schedule,
+    // but never a burst). Exact spacing is the limiter's unit test, on a
+    // paused clock.
     ensure!(requests.len() >= 5, "enough requests to measure a rate");
     let n = requests.len();
     let span = requests[n - 1].at - requests[0].at;
@@ -306,7 +309,7 @@ async fn trips_are_exact_geocoded_at_the_rate_and_cached() -> Result<()> {
         ratio >= 0.95,
         "{n} requests in {span:?}: {ratio:.2} of the spacing the rate allows"
     );
-    let jitter = Duration::from_millis(60);
+    let jitter = interval;
     for i in 0..n {
         for j in i + 1..n {
             let took = requests[j].at - requests[i].at;
