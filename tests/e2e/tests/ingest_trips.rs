@@ -304,9 +304,10 @@ async fn trips_are_exact_geocoded_at_the_rate_and_cached() -> Result<()> {
     ensure!(requests.len() >= 5, "enough requests to measure a rate");
     let n = requests.len();
     let span = requests[n - 1].at - requests[0].at;
-    let ratio = span.as_secs_f64() / (interval.as_secs_f64() * (n - 1) as f64);
+    // One interval of slack, as below: the first arrival may be the late one.
+    let ratio = (span + interval).as_secs_f64() / (interval.as_secs_f64() * (n - 1) as f64);
     ensure!(
-        ratio >= 0.95,
+        ratio >= 1.0,
         "{n} requests in {span:?}: {ratio:.2} of the spacing the rate allows"
     );
     let jitter = interval;
