@@ -679,7 +679,7 @@ spec:
       containers:
         - name: web
           image: busybox:1.37
-          command: [sh, -c, 'echo "$0 $(ls /var/run/secrets/fleet/db)" > "$OUT"; exec sleep 600', "0.0.0.0:8080"]
+          command: [sh, -c, 'echo "$0 $(ls /var/run/secrets/fleet/db) dir=$FLEET_DB_CREDENTIALS_DIR" > "$OUT"; exec sleep 600', "0.0.0.0:8080"]
           env: [{{name: OUT, value: "{out}/web"}}]
           ports: [{{name: http, containerPort: 8080}}]
           volumeMounts: [{{name: db, mountPath: /var/run/secrets/fleet/db}}]
@@ -727,6 +727,10 @@ spec:
     ensure!(
         web.starts_with(&format!("127.0.0.1:{port} ")),
         "listen address not moved to loopback: {web:?}"
+    );
+    ensure!(
+        web.trim_end().ends_with("/volumes/db") && web.contains(&format!("dir={}", work.display())),
+        "FLEET_DB_CREDENTIALS_DIR names the local database login: {web:?}"
     );
     let runs = wait_file(
         &work.join("runs.log"),

@@ -46,6 +46,11 @@ struct Args {
     /// Where the workloads' database login Secret is mounted.
     #[arg(long, default_value = fleet_workloads::store::connect::DB_CREDENTIALS_DIR)]
     db_mount_path: String,
+    /// Set VAR to the local directory of whatever a pod mounts at PATH:
+    /// PATH=VAR (repeatable; for paths a program has compiled in). Default:
+    /// the workloads' database login directory.
+    #[arg(long = "mount-env", value_name = "PATH=VAR", default_values_t = [format!("{}=FLEET_DB_CREDENTIALS_DIR", fleet_workloads::store::connect::DB_CREDENTIALS_DIR)])]
+    mount_env: Vec<String>,
     /// Start every CronJob once at start, as `kubectl create job --from=cronjob/NAME`.
     #[arg(long)]
     run_on_start: bool,
@@ -80,6 +85,15 @@ async fn main_async(args: Args) -> Result<(), String> {
         ports: PortMap::parse(&args.ports).map_err(|e| e.to_string())?,
         fallback_database_url: args.fallback_database_url,
         db_mount_path: args.db_mount_path,
+        mount_env: args
+            .mount_env
+            .iter()
+            .map(|s| {
+                s.split_once('=')
+                    .map(|(p, v)| (p.to_owned(), v.to_owned()))
+                    .ok_or_else(|| format!("bad --mount-env {s:?}: expected PATH=VAR"))
+            })
+            .collect::<Result<_, _>>()?,
         run_on_start: args.run_on_start,
         all: args.all,
         keep_pod_dirs: args.keep_pod_dirs,

@@ -240,6 +240,13 @@ pub struct Settings {
     /// `db_mount_path` (logged each time).
     pub fallback_database_url: Option<String>,
     pub db_mount_path: String,
+    /// `(mount path, VAR)`: when a pod mounts something at the path, VAR is
+    /// set to its local directory (unless the pod sets VAR). For paths a
+    /// program only knows as compiled-in defaults (fleet-ingest and
+    /// fleet-webhook read their database login from
+    /// /var/run/secrets/fleet/db unless FLEET_DB_CREDENTIALS_DIR says
+    /// otherwise), which no rewriting of the command line can reach.
+    pub mount_env: Vec<(String, String)>,
     /// Start every CronJob once right away (`kubectl create job --from=cronjob/...`).
     pub run_on_start: bool,
     /// Also run CronJobs and Deployments the operator did not make.
@@ -879,6 +886,18 @@ async fn start_pod(
     }
     for (k, v) in &prepared.env {
         cmd.env(k, v);
+    }
+    for (path, var) in &ctx.settings.mount_env {
+        let want = path.trim_end_matches('/');
+        let local = prepared
+            .mounts
+            .iter()
+            .find(|m| m.container_path.trim_end_matches('/') == want);
+        if let Some(m) = local
+            && prepared.env.iter().all(|(k, _)| k != var)
+        {
+            cmd.env(var, &m.local_path);
+        }
     }
     let db_mount = ctx.settings.db_mount_path.as_str();
     if !prepared.mounts_at(db_mount) {
