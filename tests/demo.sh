@@ -13,6 +13,7 @@
 #
 # Env: FP_DEMO_STATE_DIR (default /tmp/fleetpipeline/demo-state),
 #      FP_DEMO_MIN_SECONDS (default 125: how long data flows before the summary),
+#      FP_DEMO_TIMEOUT (default 300: fail if INGEST is not Healthy by then),
 #      ports FP_DEMO_OPERATOR_PORT=18080 FP_DEMO_SIM_PORT=18089 FP_DEMO_WEBHOOK_PORT=18081
 #      and the harness's FP_*_PORT (below). See the README for what differs
 #      from a real cluster.
@@ -32,6 +33,7 @@ SIM_ADDR="127.0.0.1:${FP_DEMO_SIM_PORT:-18089}"
 WEBHOOK_PORT="${FP_DEMO_WEBHOOK_PORT:-18081}"
 WEBHOOK="http://127.0.0.1:$WEBHOOK_PORT"
 MIN_SECONDS="${FP_DEMO_MIN_SECONDS:-125}"
+TIMEOUT="${FP_DEMO_TIMEOUT:-300}"
 NS=fleet
 FP=kenya-fleet
 # The simulator's account; the Secret tracksolid-hk holds the same.
@@ -41,6 +43,8 @@ keep=0
 
 step() { printf '\n==> %s\n' "$*"; }
 now() { date +%s; }
+now_ms() { date +%s%3N; }
+secs() { awk -v ms="$1" 'BEGIN { printf "%.1f", ms / 1000 }'; } # MS -> "1.2"
 wait_http() { # URL SECONDS
   for _ in $(seq 1 $(($2 * 2))); do
     curl -fsS "$1" >/dev/null 2>&1 && return 0
@@ -137,13 +141,13 @@ sed -e "s|host: timescaledb.fleet.svc|host: ${PG_HOSTPORT%%:*}|" \
     "${sed_jobs[@]}" \
     examples/fleetpipeline.yaml >"$STATE/fleetpipeline.yaml"
 grep -E "endpoint:|host:|^    [a-z]+: *\{" "$STATE/fleetpipeline.yaml" | sed 's/^/    /'
-t_apply=$(now)
+t_apply=$(now_ms)
 kubectl apply -f "$STATE/fleetpipeline.yaml"
 for _ in $(seq 1 120); do
   [[ "$(kubectl -n "$NS" get fp "$FP" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" == True ]] && break
   sleep 0.5
 done
-t_ready=$(now)
+t_ready=$(now_ms)
 kubectl -n "$NS" get fp "$FP" -o wide
 
 step "start fleet-local-runner, the dev tool standing in for the kubelet (runs: $RUNNER_DIR/runs.log)"
@@ -156,9 +160,9 @@ step "start fleet-local-runner, the dev tool standing in for the kubelet (runs: 
   --image "fleet-workloads=$BIN" --port "$FP-webhook/8080=$WEBHOOK_PORT" \
   --fallback-database-url "$DATABASE_URL" >"$LOGS/runner.log" 2>&1 &
 pids+=($!)
-t_runner=$(now)
+t_runner=$(now_ms)
 wait_http "$WEBHOOK/readyz" 60 || { tail -20 "$LOGS/runner.log"; exit 1; }
-echo "webhook ready on $WEBHOOK after $(($(now) - t_runner)) s"
+echo "webhook ready on $WEBHOOK after $(secs $(($(now_ms) - t_runner))) s"
 
 step "post simulated JIMI pushes to the webhook (token from the Secret jimi-push)"
 TOKEN="$(kubectl -n "$NS" get secret jimi-push -o jsonpath='{.data.token}' | base64 -d)"
@@ -181,18 +185,18 @@ push /pushgps --data-urlencode "token=wrong" --data-urlencode 'data_list=[]'
 step "data flowing: every job runs each minute; waiting for INGEST Healthy and ${MIN_SECONDS} s of data"
 t_healthy=""
 while :; do
-  elapsed=$(($(now) - t_runner))
+  elapsed=$((($(now_ms) - t_runner) / 1000))
   ingest="$(kubectl -n "$NS" get fp "$FP" -o jsonpath='{.status.ingest}' 2>/dev/null || true)"
   ready="$(kubectl -n "$NS" get fp "$FP" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null || true)"
   runs="$(grep -c ' job=.* exit=' "$RUNNER_DIR/runs.log" 2>/dev/null || true)"
   rows="$(psql "$DATABASE_URL" -qAt -c "SELECT count(*) FROM tracksolid.positions" 2>/dev/null || echo '?')"
   printf '    t=%3ss  READY=%s INGEST=%s  job runs=%s  positions=%s\n' "$elapsed" "$ready" "${ingest:-?}" "${runs:-0}" "$rows"
   if [[ -z "$t_healthy" && "$ingest" == Healthy && "$ready" == True ]]; then
-    t_healthy=$(now)
+    t_healthy=$(now_ms)
   fi
   if [[ -n "$t_healthy" && $elapsed -ge $MIN_SECONDS ]]; then break; fi
-  if ((elapsed > 300)); then
-    echo "INGEST not Healthy after 300 s. The runner's last runs, then each job's last error:" >&2
+  if ((elapsed > TIMEOUT)); then
+    echo "INGEST not Healthy after $TIMEOUT s. The runner's last runs, then each job's last error:" >&2
     grep ' job=.* exit=' "$RUNNER_DIR/runs.log" | tail -10 >&2
     psql "$DATABASE_URL" -P pager=off -c \
       "SELECT endpoint, state, last_run::time(0), left(last_error, 120) AS last_error FROM tracksolid.v_ingest_health ORDER BY 1" >&2
@@ -229,8 +233,8 @@ SQL
 
 step "kubectl get fleetpipeline"
 kubectl -n "$NS" get fleetpipeline
-printf '\nReady %s s after apply; INGEST Healthy %s s after the runner started (%s s after apply).\n' \
-  "$((t_ready - t_apply))" "$((t_healthy - t_runner))" "$((t_healthy - t_apply))"
+printf '\nReady %s s after apply; INGEST Healthy within %s s of the runner starting (%s s after apply; status polled every 10 s).\n' \
+  "$(secs $((t_ready - t_apply)))" "$(secs $((t_healthy - t_runner)))" "$(secs $((t_healthy - t_apply)))"
 
 if [[ $keep -eq 1 ]]; then
   printf '\nLeft running: export KUBECONFIG=%s; psql %q\n' "$KUBECONFIG" "$DATABASE_URL"
