@@ -238,6 +238,7 @@ printf '\nReady %s s after apply; INGEST Healthy within %s s of the runner start
 
 if [[ $keep -eq 1 ]]; then
   printf '\nLeft running: export KUBECONFIG=%s; psql %q\n' "$KUBECONFIG" "$DATABASE_URL"
-  printf 'Stop: kill %s (runner, operator, simulator) && tests/harness/down.sh %s\n' \
-    "$(printf '%s ' "${pids[@]}" | awk '{for (i = NF; i > 0; i--) printf "%s ", $i}')" "$STATE"
+  rev=""
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do rev+="${pids[i]} "; done
+  printf 'Stop: kill %s(runner, operator, simulator) && tests/harness/down.sh %s\n' "$rev" "$STATE"
 fi
