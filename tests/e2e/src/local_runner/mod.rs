@@ -386,7 +386,6 @@ pub async fn run(
         work.display()
     ));
 
-    let started = Timestamp::now();
     let mut crons: HashMap<String, CronState> = HashMap::new();
     let mut deploys: HashMap<String, DeployState> = HashMap::new();
     let mut first = true;
@@ -404,7 +403,7 @@ pub async fn run(
             .into_iter()
             .filter(|c| ours(&c.metadata, ctx.settings.all))
             .collect();
-        reconcile_cronjobs(&ctx, &live, &mut crons, now, started, first);
+        reconcile_cronjobs(&ctx, &live, &mut crons, now, first);
         let live: Vec<Arc<Deployment>> = deployments
             .state()
             .into_iter()
@@ -450,7 +449,6 @@ fn reconcile_cronjobs(
     live: &[Arc<CronJob>],
     state: &mut HashMap<String, CronState>,
     now: Timestamp,
-    started: Timestamp,
     first: bool,
 ) {
     // Gone or recreated: stop their runs (the garbage collector would
@@ -474,7 +472,8 @@ fn reconcile_cronjobs(
         let s = state.entry(name.clone()).or_insert_with(|| CronState {
             uid,
             history: History {
-                since: started.max(now),
+                // Like a new CronJob: only times after the runner first saw it.
+                since: now,
                 last_schedule: None,
             },
             runs: Vec::new(),
