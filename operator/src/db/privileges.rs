@@ -249,11 +249,11 @@ pub const MATRIX: &[Grants] = &[
     Grants {
         object: "ingestion_log",
         object_type: Relation,
-        ingest: &[Insert],
+        ingest: &[Select, Insert],
         webhook: NONE,
         housekeeping: &[Select, Insert, Delete],
         reader: &[Select],
-        why: "one row per run and target; housekeeping logs its own run and deletes past retention",
+        why: "one row per run and target; the windowed jobs read their last successful run to catch up; housekeeping logs its own run and deletes past retention",
     },
     Grants {
         object: "ingestion_log_id_seq",

@@ -6,6 +6,7 @@
 //! other. The control plane is started once (if not already running) and left
 //! running; `tests/run.sh` stops it at the end.
 
+pub mod local_runner;
 pub mod netpol;
 
 use anyhow::{Context as _, Result, anyhow, bail, ensure};
