@@ -43,6 +43,7 @@ cleanup() {
   local rc=$?
   stop_operator
   if [[ -n "${KUBECONFIG:-}" ]]; then
+    release_finalizers
     kubectl delete namespace "$NS" --wait=false >/dev/null 2>&1 || true
   fi
   if ((started_cp)); then
@@ -58,6 +59,15 @@ stop_operator() {
     wait "$operator_pid" 2>/dev/null || true
     operator_pid=""
   fi
+}
+
+# Pipelines left by an earlier run carry the operator's finalizer and no
+# operator runs for them: let them go, or the namespace never would.
+release_finalizers() {
+  local fp
+  for fp in $(kubectl -n "$NS" get fleetpipelines -o name 2>/dev/null); do
+    kubectl -n "$NS" patch "$fp" --type=merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1 || true
+  done
 }
 
 # --- control plane --------------------------------------------------------
@@ -95,13 +105,33 @@ start_operator() {
   log "operator ready (pid $operator_pid)"
 }
 
+# --- database -------------------------------------------------------------
+# The harness PostgreSQL, in a database of its own; each pipeline gets its
+# own schema (a shared one would be refused as SchemaClaimed).
+DB=argocd_capture
+DB_REST="${DATABASE_URL#postgres://}"
+DB_USER="${DB_REST%%:*}"
+DB_PASSWORD="${DB_REST#*:}"
+DB_PASSWORD="${DB_PASSWORD%%@*}"
+DB_HOSTPORT="${DB_REST#*@}"
+DB_HOSTPORT="${DB_HOSTPORT%%/*}"
+DB_HOST="${DB_HOSTPORT%%:*}"
+DB_PORT="${DB_HOSTPORT##*:}"
+psql "$DATABASE_URL" -qAtc "SELECT 1 FROM pg_database WHERE datname = '$DB'" | grep -q 1 ||
+  psql "$DATABASE_URL" -qc "CREATE DATABASE $DB" >/dev/null
+
 # --- helpers --------------------------------------------------------------
-# The example, renamed and moved into $NS; extra sed expressions may follow.
+# The example, renamed, moved into $NS and pointed at the harness database;
+# extra sed expressions may follow.
 manifest() {
   local name="$1"
   shift
   local text
-  text="$(sed -e "s/^  name: kenya-fleet\$/  name: $name/" -e "s/^  namespace: fleet\$/  namespace: $NS/" "$@" "$EXAMPLE")"
+  text="$(sed -e "s/^  name: kenya-fleet\$/  name: $name/" -e "s/^  namespace: fleet\$/  namespace: $NS/" \
+    -e "s/^    host: timescaledb.fleet.svc\$/    host: $DB_HOST/" -e "s/^    port: 5432\$/    port: $DB_PORT/" \
+    -e "s/^    name: fleet\$/    name: $DB/" -e "s/^    schema: tracksolid\$/    schema: ${name//-/_}/" \
+    -e "s/^    sslMode: prefer\$/    sslMode: disable/" "$@" "$EXAMPLE")"
+  grep -q "^    host: $DB_HOST\$" <<<"$text" || die "could not point the example at the harness database (spec.database changed?)"
   grep -q "^  name: $name\$" <<<"$text" || die "could not rename the example (metadata.name changed?)"
   grep -q "^  namespace: $NS\$" <<<"$text" || die "could not move the example (metadata.namespace changed?)"
   printf '%s\n' "$text"
@@ -152,10 +182,11 @@ merge_patch() { # NAME JSON
 }
 
 # --- states ---------------------------------------------------------------
+release_finalizers
 kubectl delete namespace "$NS" --ignore-not-found --wait=true --timeout=120s >/dev/null
 kubectl create namespace "$NS" >/dev/null
 secret tracksolid-hk appKey=capture-key appSecret=capture-secret userId=capture-user userPassword=capture-password
-secret fleet-db-admin username=postgres password=capture-password
+secret fleet-db-admin "username=$DB_USER" "password=$DB_PASSWORD"
 secret jimi-push token=capture-push-token
 
 MISSING_TOKEN=(-e 's/tokenSecretRef: {name: jimi-push, key: token}/tokenSecretRef: {name: jimi-push-missing, key: token}/')
