@@ -122,7 +122,9 @@ async fn every_workload_runs_as_its_own_role() -> Result<()> {
     // The receiver, as the Deployment runs it, logged in as the webhook role.
     let token = dir.join("token");
     std::fs::write(&token, PUSH_TOKEN)?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let addr = format!("127.0.0.1:{port}");
     let mut receiver = Command::new(workspace_binary("fleet-webhook")?)
         .arg("--config")
@@ -186,11 +188,15 @@ async fn every_workload_runs_as_its_own_role() -> Result<()> {
     pushed?;
 
     // Every endpoint ran: the operator reads ingest health back into status.
-    wait_for("ingest Healthy in status", Duration::from_secs(60), || async {
-        let fp = env.pipelines().get(PIPELINE).await?;
-        let ingest = fp.status.and_then(|s| s.ingest);
-        Ok((ingest.as_deref() == Some("Healthy")).then_some(()))
-    })
+    wait_for(
+        "ingest Healthy in status",
+        Duration::from_secs(60),
+        || async {
+            let fp = env.pipelines().get(PIPELINE).await?;
+            let ingest = fp.status.and_then(|s| s.ingest);
+            Ok((ingest.as_deref() == Some("Healthy")).then_some(()))
+        },
+    )
     .await?;
     let _ = std::fs::remove_dir_all(&dir);
     env.cleanup().await;
