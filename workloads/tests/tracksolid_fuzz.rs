@@ -12,8 +12,9 @@
 //!   `alarm_page`, `parking_page` and `mileage_page`.
 //!
 //! Properties: nothing panics; failures are typed (`TracksolidError` with a
-//! class); and a list of objects always decodes, whatever its fields hold —
-//! one odd field must not lose a batch.
+//! class); a list of objects always decodes, whatever its fields hold —
+//! one odd field must not lose a batch; and through the client, a list
+//! always decodes, whatever its elements — one bad row must not lose it.
 
 use fleet_workloads::tracksolid::time::{format_wire, from_epoch, parse_utc};
 use fleet_workloads::tracksolid::{
@@ -492,11 +493,12 @@ fn the_client_survives_fuzzed_answers() {
                 "{classes:?}"
             );
         }
-        // A successful list envelope whose payload is a list of objects decodes.
+        // A successful list envelope whose payload is a list decodes, whatever
+        // its elements: those that are not rows are skipped, not fatal.
         if status == 200
             && let Ok(env) = serde_json::from_slice::<Envelope>(&body)
             && env.is_success()
-            && all_objects(env.result_or_data())
+            && env.result_or_data().is_array()
         {
             prop_assert_eq!(
                 classes[0],
@@ -516,4 +518,51 @@ fn the_client_survives_fuzzed_answers() {
     if let Err(e) = result {
         panic!("{e}");
     }
+}
+
+/// One element of the wrong type in a list (today's `null`, a number, a
+/// nested list) is skipped and counted; the rest of the list is kept.
+#[test]
+fn a_bad_row_is_skipped_and_the_rest_of_its_list_kept() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => panic!("runtime: {e}"),
+    };
+    rt.block_on(async {
+        let stub = match stub().await {
+            Ok(s) => s,
+            Err(e) => panic!("stub server: {e}"),
+        };
+        let body = json!({"code": 0, "result": [
+            {"imei": "860000000000001", "lat": 22.5, "lng": 113.9},
+            5,
+            null,
+            [{"imei": "860000000000009"}],
+            {"imei": "860000000000002", "lat": "22.6", "lng": "113.8"},
+        ]});
+        if let Ok(mut a) = stub.answer.lock() {
+            *a = (200, body.to_string().into_bytes());
+        }
+        let client = fuzz_client(&stub.endpoint).await;
+        let got = match client.location_list().await {
+            Ok(l) => l,
+            Err(e) => panic!("location_list: {e}"),
+        };
+        let imeis: Vec<&str> = got.iter().map(|l| l.imei.as_str()).collect();
+        assert_eq!(imeis, ["860000000000001", "860000000000002"]);
+        assert_eq!(client.stats().skipped_rows, 3);
+        // Not a list at all is still an error, and a typed one.
+        if let Ok(mut a) = stub.answer.lock() {
+            *a = (200, br#"{"code":0,"result":"rows"}"#.to_vec());
+        }
+        match client.location_list().await {
+            Err(TracksolidError::Decode { detail, .. }) => {
+                assert_eq!(detail, "expected a list, got a string");
+            }
+            other => panic!("{other:?}"),
+        }
+    });
 }

@@ -341,7 +341,8 @@ pub struct ParkingPage {
     /// Rows of the whole query (all pages).
     #[serde(default, deserialize_with = "lenient::opt_i64")]
     pub data_total_rows: Option<i64>,
-    #[serde(default, deserialize_with = "lenient::vec_or_null")]
+    /// Rows that do not decode are skipped (and logged); the rest are kept.
+    #[serde(default, deserialize_with = "lenient::rows_or_null")]
     pub rows: Vec<ParkingRow>,
 }
 
@@ -689,6 +690,10 @@ mod tests {
         let empty: ParkingPage =
             serde_json::from_str(r#"{"rows":null}"#).unwrap_or_else(|e| panic!("{e}"));
         assert!(empty.rows.is_empty());
+        let one_bad: ParkingPage =
+            serde_json::from_str(r#"{"rows":[{"imei":"1"},"x",{"imei":"2"}]}"#)
+                .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(one_bad.rows.len(), 2);
     }
 
     #[test]
