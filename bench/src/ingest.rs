@@ -9,6 +9,13 @@
 //! Each measured run starts from empty `positions`/`latest_positions` (the
 //! token is kept cached, as in production), so every run stores every
 //! device's fix. A first, unmeasured run per size logs in.
+//!
+//! The job is started through a small spawner (`fleet-bench measure-child`,
+//! this binary re-executed) that reports the job's usage: Linux carries the
+//! peak RSS of the process that spawns a child over into the child's
+//! `ru_maxrss` (the spawner's memory at `exec` counts as the child's), and
+//! this process, which holds the simulator and its answers, is far larger
+//! than the job. The spawner is a few MiB: that is the floor of the figure.
 
 use crate::webhook::release_binary;
 use anyhow::{Context as _, Result, anyhow, ensure};
@@ -57,6 +64,70 @@ fn wait_with_usage(child: std::process::Child) -> Result<Usage> {
         // Linux reports ru_maxrss in KiB.
         max_rss_kib: u64::try_from(usage.ru_maxrss).unwrap_or(0),
     })
+}
+
+/// `fleet-bench measure-child -- PROGRAM ARGS…`.
+#[derive(clap::Args)]
+pub struct MeasureArgs {
+    /// The program and its arguments.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+    command: Vec<String>,
+}
+
+/// Runs the command (stdin and stdout closed, stderr inherited) and prints
+/// `EXIT CPU_MICROS MAX_RSS_KIB WALL_MICROS` (EXIT -1: killed by a signal).
+pub fn measure_child(args: MeasureArgs) -> Result<()> {
+    let (program, rest) = args
+        .command
+        .split_first()
+        .ok_or_else(|| anyhow!("no command"))?;
+    let started = Instant::now();
+    let child = Command::new(program)
+        .args(rest)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {program}"))?;
+    let u = wait_with_usage(child)?;
+    let wall = started.elapsed();
+    println!(
+        "{} {} {} {}",
+        u.exit_code.unwrap_or(-1),
+        u.cpu.as_micros(),
+        u.max_rss_kib,
+        wall.as_micros()
+    );
+    Ok(())
+}
+
+/// Runs `bin ARGS` through the spawner and returns its usage and wall time
+/// (the child's alone, measured by the spawner).
+fn run_measured(bin: &std::path::Path, args: &[&str]) -> Result<(Usage, Duration)> {
+    let out = Command::new(std::env::current_exe()?)
+        .arg("measure-child")
+        .arg("--")
+        .arg(bin)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .context("starting the spawner")?;
+    ensure!(out.status.success(), "spawner: {}", out.status);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let fields: Vec<&str> = text.split_whitespace().collect();
+    let [exit, cpu, rss, wall] = fields[..] else {
+        return Err(anyhow!("spawner printed {text:?}"));
+    };
+    let exit: i32 = exit.parse()?;
+    Ok((
+        Usage {
+            exit_code: (exit >= 0).then_some(exit),
+            cpu: Duration::from_micros(cpu.parse()?),
+            max_rss_kib: rss.parse()?,
+        },
+        Duration::from_micros(wall.parse()?),
+    ))
 }
 
 struct Measured {
@@ -115,19 +186,16 @@ async fn one_size(devices: usize, runs: usize) -> Result<(Measured, Duration)> {
         sqlx::query("TRUNCATE positions, latest_positions")
             .execute(&pool)
             .await?;
-        let child = Command::new(&bin)
-            .arg("positions")
-            .arg("--config")
-            .arg(&config_path)
-            .args(["--database-url", &db.url()])
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .context("starting fleet-ingest")?;
-        let started = Instant::now();
-        let usage = tokio::task::spawn_blocking(move || wait_with_usage(child)).await??;
-        let wall = started.elapsed();
+        let config_arg = config_path.display().to_string();
+        let url = db.url();
+        let bin2 = bin.clone();
+        let (usage, wall) = tokio::task::spawn_blocking(move || {
+            run_measured(
+                &bin2,
+                &["positions", "--config", &config_arg, "--database-url", &url],
+            )
+        })
+        .await??;
         ensure!(
             usage.exit_code == Some(0),
             "fleet-ingest exited {:?}",

@@ -40,13 +40,25 @@ enum Command {
     Webhook(webhook::Args),
     /// `fleet-ingest positions` cost per fleet size, against the simulator.
     Ingest(ingest::Args),
+    /// Internal (used by `ingest`): runs a command and prints its own CPU
+    /// time and peak RSS.
+    #[command(hide = true)]
+    MeasureChild(ingest::MeasureArgs),
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
-        Command::Operator(args) => operator::run(args).await,
-        Command::Webhook(args) => webhook::run(args).await,
-        Command::Ingest(args) => ingest::run(args).await,
+fn main() -> anyhow::Result<()> {
+    let command = Cli::parse().command;
+    // Before any runtime: the spawner is to stay as small as it can.
+    if let Command::MeasureChild(args) = command {
+        return ingest::measure_child(args);
     }
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        match command {
+            Command::Operator(args) => operator::run(args).await,
+            Command::Webhook(args) => webhook::run(args).await,
+            Command::Ingest(args) => ingest::run(args).await,
+            Command::MeasureChild(_) => Ok(()),
+        }
+    })
 }

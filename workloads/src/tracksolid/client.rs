@@ -1,12 +1,13 @@
 //! The client: signed calls with retries, the token life cycle, and the
 //! typed methods with their batching, window splitting and paging.
 
-use super::envelope::{ApiCode, Envelope};
+use super::envelope::{ApiCode, Envelope, TextEnvelope, raw_kind};
 use super::error::{ErrorClass, RejectKind, TracksolidError, TransientCause};
 use super::methods;
 use super::options::ClientConfig;
 use super::params::Params;
 use super::request::{Caller, signed_form};
+use super::rows::Rows;
 use super::token::{CachedToken, MemoryTokenStore, TokenStore, expiry_from};
 use super::types::{
     AccType, Alarm, Device, Location, MileagePage, MileageTotal, ParkingPage, ParkingRow,
@@ -16,12 +17,16 @@ use super::window::{batches, midpoint, split_window, window_len};
 use jiff::Timestamp;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use serde_json::value::RawValue;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 use tracing::{Instrument, debug, info_span, warn};
 
 type Result<T> = std::result::Result<T, TracksolidError>;
+
+/// Skipped rows logged one by one per list (the count covers them all).
+const MAX_LOGGED_SKIPS: usize = 5;
 
 /// Counters of what the client did, for tests and metrics.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -36,6 +41,9 @@ pub struct ClientStats {
     pub retries: u64,
     /// Answers that said "rate limited".
     pub rate_limited: u64,
+    /// Elements of answered lists that did not decode and were skipped (the
+    /// rest of their list was kept; each is logged with its reason).
+    pub skipped_rows: u64,
 }
 
 #[derive(Default)]
@@ -45,6 +53,7 @@ struct Counters {
     token_rejections: AtomicU64,
     retries: AtomicU64,
     rate_limited: AtomicU64,
+    skipped_rows: AtomicU64,
 }
 
 fn bump(c: &AtomicU64) {
@@ -145,6 +154,7 @@ impl<S: TokenStore> TracksolidClient<S> {
             token_rejections: c.token_rejections.load(Ordering::Relaxed),
             retries: c.retries.load(Ordering::Relaxed),
             rate_limited: c.rate_limited.load(Ordering::Relaxed),
+            skipped_rows: c.skipped_rows.load(Ordering::Relaxed),
         }
     }
 
@@ -162,7 +172,7 @@ impl<S: TokenStore> TracksolidClient<S> {
         &self,
         method: &str,
         form: &[(String, String)],
-    ) -> std::result::Result<Envelope, Failure> {
+    ) -> std::result::Result<TextEnvelope, Failure> {
         bump(&self.counters.requests);
         let started = Instant::now();
         let response = self
@@ -205,7 +215,8 @@ impl<S: TokenStore> TracksolidClient<S> {
                 }));
             }
         }
-        let envelope: Envelope = serde_json::from_slice(&body).map_err(|e| {
+        // The payloads are kept as text; the body goes when this returns.
+        let envelope = TextEnvelope::from_slice(&body).map_err(|e| {
             Failure::Permanent(TracksolidError::Decode {
                 method: method.to_owned(),
                 detail: format!("not a JSON envelope ({e}), {} bytes", body.len()),
@@ -217,7 +228,7 @@ impl<S: TokenStore> TracksolidClient<S> {
         Err(self.classify(method, &envelope))
     }
 
-    fn classify(&self, method: &str, env: &Envelope) -> Failure {
+    fn classify(&self, method: &str, env: &TextEnvelope) -> Failure {
         let p = &self.cfg.protocol;
         let code = env.code_or_empty();
         let message = env.message.clone();
@@ -256,7 +267,7 @@ impl<S: TokenStore> TracksolidClient<S> {
         method: &str,
         params: &Params,
         access_token: Option<&str>,
-    ) -> std::result::Result<Envelope, (Failure, u32)> {
+    ) -> std::result::Result<TextEnvelope, (Failure, u32)> {
         let policy = &self.cfg.retry;
         let mut attempt: u32 = 1;
         loop {
@@ -442,6 +453,17 @@ impl<S: TokenStore> TracksolidClient<S> {
     /// Calls `method` with a valid token, retrying per the policy; on a token
     /// error, logs in again once and repeats the call.
     pub async fn call(&self, method: &str, params: &Params) -> Result<Envelope> {
+        self.call_text(method, params)
+            .await?
+            .into_envelope()
+            .map_err(|e| TracksolidError::Decode {
+                method: method.to_owned(),
+                detail: e.to_string(),
+            })
+    }
+
+    /// [`Self::call`], with the payloads kept as text for the typed methods.
+    async fn call_text(&self, method: &str, params: &Params) -> Result<TextEnvelope> {
         let span = info_span!("tracksolid", target = %self.cfg.target, method = %method);
         async {
             let token = self.access_token().await?;
@@ -462,6 +484,48 @@ impl<S: TokenStore> TracksolidClient<S> {
         .await
     }
 
+    /// A list payload, decoded row by row from its text; `null` (or none)
+    /// is an empty list. A row that does not decode is skipped, counted in
+    /// [`ClientStats::skipped_rows`] and logged with its reason; the others
+    /// are kept. A payload that is not a list is an error.
+    fn decode_list<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        raw: Option<&RawValue>,
+    ) -> Result<Vec<T>> {
+        let Some(raw) = raw else {
+            return Ok(Vec::new());
+        };
+        let kind = raw_kind(raw);
+        if kind != "a list" && kind != "null" {
+            return Err(TracksolidError::Decode {
+                method: method.to_owned(),
+                detail: format!("expected a list, got {kind}"),
+            });
+        }
+        let rows: Rows<T> =
+            serde_json::from_str(raw.get()).map_err(|e| TracksolidError::Decode {
+                method: method.to_owned(),
+                detail: e.to_string(),
+            })?;
+        if !rows.skipped.is_empty() {
+            let n = rows.skipped.len();
+            self.counters
+                .skipped_rows
+                .fetch_add(n as u64, Ordering::Relaxed);
+            for e in rows.skipped.iter().take(MAX_LOGGED_SKIPS) {
+                warn!(%method, reason = %e, "skipped a row that does not decode");
+            }
+            warn!(
+                %method,
+                skipped = n,
+                kept = rows.rows.len(),
+                "rows that do not decode were skipped; the rest of the list is kept"
+            );
+        }
+        Ok(rows.rows)
+    }
+
     fn map_type(&self) -> Option<&str> {
         self.cfg.protocol.map_type.as_deref()
     }
@@ -472,9 +536,9 @@ impl<S: TokenStore> TracksolidClient<S> {
     pub async fn device_list(&self) -> Result<Vec<Device>> {
         let m = methods::USER_DEVICE_LIST;
         let env = self
-            .call(m, &Params::new().set("target", self.cfg.account()))
+            .call_text(m, &Params::new().set("target", self.cfg.account()))
             .await?;
-        decode_list(m, env.result_or_data())
+        self.decode_list(m, env.result_or_data())
     }
 
     /// `jimi.user.device.location.list`: the latest position of every device
@@ -484,8 +548,8 @@ impl<S: TokenStore> TracksolidClient<S> {
         let params = Params::new()
             .set("target", self.cfg.account())
             .set_opt("map_type", self.map_type());
-        let env = self.call(m, &params).await?;
-        decode_list(m, env.result_or_data())
+        let env = self.call_text(m, &params).await?;
+        self.decode_list(m, env.result_or_data())
     }
 
     /// `jimi.device.location.get` for any number of IMEIs, in batches of at
@@ -497,8 +561,8 @@ impl<S: TokenStore> TracksolidClient<S> {
             let params = Params::new()
                 .set("imeis", batch.join(","))
                 .set_opt("map_type", self.map_type());
-            let env = self.call(m, &params).await?;
-            out.extend(decode_list::<Location>(m, env.result_or_data())?);
+            let env = self.call_text(m, &params).await?;
+            out.extend(self.decode_list::<Location>(m, env.result_or_data())?);
         }
         Ok(out)
     }
@@ -525,10 +589,10 @@ impl<S: TokenStore> TracksolidClient<S> {
             .set_time("begin_time", begin)
             .set_time("end_time", end)
             .set_opt("map_type", self.map_type());
-        let env = self.call(m, &params).await?;
-        let points: Vec<TrackPoint> = decode_list(m, &env.result)?;
-        let data: TrackData = match &env.data {
-            Value::Object(_) => decode(m, &env.data)?,
+        let env = self.call_text(m, &params).await?;
+        let points: Vec<TrackPoint> = self.decode_list(m, env.result.as_deref())?;
+        let data: TrackData = match env.data.as_deref() {
+            Some(d) if raw_kind(d) == "an object" => decode(m, Some(d))?,
             _ => TrackData::default(),
         };
         Ok(Track {
@@ -591,8 +655,8 @@ impl<S: TokenStore> TracksolidClient<S> {
             .set_time("end_time", end)
             .set_num("page_no", i64::from(page_no.max(1)))
             .set_num("page_size", i64::from(page_size.max(1)));
-        let env = self.call(m, &params).await?;
-        decode_list(m, env.result_or_data())
+        let env = self.call_text(m, &params).await?;
+        self.decode_list(m, env.result_or_data())
     }
 
     /// Every page of one window for one batch, up to the row cap. Stops at a
@@ -688,9 +752,9 @@ impl<S: TokenStore> TracksolidClient<S> {
             .set_num("start_row", i64::from(start_row))
             .set_num("page_size", i64::from(page_size.max(1)))
             .set("acc_type", acc.as_param());
-        let env = self.call(m, &params).await?;
+        let env = self.call_text(m, &params).await?;
         match env.data_or_result() {
-            Value::Null => Ok(ParkingPage::default()),
+            None => Ok(ParkingPage::default()),
             v => decode(m, v),
         }
     }
@@ -754,10 +818,10 @@ impl<S: TokenStore> TracksolidClient<S> {
             .set_time("end_time", end)
             .set_num("start_row", i64::from(start_row))
             .set_num("page_size", i64::from(page_size.max(1)));
-        let env = self.call(m, &params).await?;
+        let env = self.call_text(m, &params).await?;
         Ok(MileagePage {
-            trips: decode_list(m, &env.result)?,
-            totals: decode_list(m, &env.data)?,
+            trips: self.decode_list(m, env.result.as_deref())?,
+            totals: self.decode_list(m, env.data.as_deref())?,
         })
     }
 
@@ -836,32 +900,16 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     text
 }
 
-fn decode<T: DeserializeOwned>(method: &str, v: &Value) -> Result<T> {
-    T::deserialize(v).map_err(|e| TracksolidError::Decode {
+/// A single-object payload (token grant, parking page, track data), decoded
+/// from its `Value` (small); a missing payload decodes as `null`.
+fn decode<T: DeserializeOwned>(method: &str, raw: Option<&RawValue>) -> Result<T> {
+    let err = |e: serde_json::Error| TracksolidError::Decode {
         method: method.to_owned(),
         detail: e.to_string(),
-    })
-}
-
-/// A list payload; `null` is an empty list.
-fn decode_list<T: DeserializeOwned>(method: &str, v: &Value) -> Result<Vec<T>> {
-    match v {
-        Value::Null => Ok(Vec::new()),
-        Value::Array(_) => decode(method, v),
-        other => Err(TracksolidError::Decode {
-            method: method.to_owned(),
-            detail: format!("expected a list, got {}", kind_of(other)),
-        }),
-    }
-}
-
-fn kind_of(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
-    }
+    };
+    let v: Value = match raw {
+        Some(r) => serde_json::from_str(r.get()).map_err(err)?,
+        None => Value::Null,
+    };
+    T::deserialize(v).map_err(err)
 }

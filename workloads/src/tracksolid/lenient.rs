@@ -114,6 +114,21 @@ pub fn opt_flag<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Erro
     })
 }
 
+/// A list of rows that may come as `null` (→ empty). An element that does
+/// not decode is skipped and logged with its reason ([`super::rows`]); the
+/// others are kept.
+pub fn rows_or_null<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    let rows = super::rows::Rows::<T>::deserialize(d)?;
+    for e in &rows.skipped {
+        tracing::warn!(reason = %e, "skipped a row that does not decode");
+    }
+    Ok(rows.rows)
+}
+
 /// A list that may come as `null` (→ empty).
 pub fn vec_or_null<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
 where

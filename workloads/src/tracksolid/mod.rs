@@ -3,8 +3,8 @@
 //!
 //! - [`sign`]: the MD5 request signature (§2.2), with the reference's test vectors.
 //! - [`request`]: the common parameters and the signed form (§2.1).
-//! - [`envelope`], [`lenient`], [`time`], [`types`]: decoding the answers
-//!   (§4, §5, pitfalls 3, 8–10).
+//! - [`envelope`], [`lenient`], [`rows`], [`time`], [`types`]: decoding the
+//!   answers (§4, §5, pitfalls 3, 8–10).
 //! - [`error`], [`retry`]: typed errors and the back-off policy (§4, §6).
 //! - [`token`]: the token cache and the [`TokenStore`] trait (§3).
 //! - [`client`]: [`TracksolidClient`] and the typed methods.
@@ -27,6 +27,7 @@ pub mod options;
 pub mod params;
 pub mod request;
 pub mod retry;
+pub mod rows;
 pub mod sign;
 pub mod time;
 pub mod token;
@@ -44,6 +45,7 @@ pub use options::{
 };
 pub use params::Params;
 pub use retry::RetryPolicy;
+pub use rows::{RowError, Rows};
 pub use token::{CachedToken, MemoryTokenStore, TokenStore, TokenStoreError};
 pub use types::{
     AccType, Alarm, Device, Location, MileagePage, MileageTotal, ParkingPage, ParkingRow,

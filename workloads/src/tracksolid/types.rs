@@ -1,6 +1,20 @@
 //! Typed rows of the methods we use, decoded leniently (see [`super::lenient`]).
 //! Field names follow the wire (camelCase); documented alternative spellings
-//! are accepted as aliases (reference pitfall 10). Times are UTC instants.
+//! are accepted too (reference pitfall 10). Times are UTC instants.
+//!
+//! A row may carry both spellings of such a field. Each spelling is then
+//! decoded on its own (a private wire struct with both as separate fields,
+//! merged by `From`), so the row decodes instead of failing serde's
+//! duplicate-field check, and the winner is fixed, whatever the key order:
+//!
+//! | field | wins | used only when the winner is absent or unreadable |
+//! |---|---|---|
+//! | [`Trip::run_time_second`] | `runTimeSecond` (the reference's table) | `elapsed` (its example) |
+//! | [`Alarm::alarm_type_name`] | `alarmTypeName` (the reference's choice: example and live code) | `alertTypeName` (the doc's table) |
+//! | [`TrackPoint::gps_speed`] | `gpsSpeed` (the reference: "not `speed`") | `speed` |
+//!
+//! "Absent or unreadable" is what the lenient decoders turn into `None`:
+//! missing, `null`, `""`, or a value that does not read as the field's type.
 
 use super::lenient;
 use jiff::Timestamp;
@@ -190,33 +204,23 @@ impl Location {
 
 /// A point of `jimi.device.track.list` (reference §5.3).
 #[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[serde(from = "TrackPointWire")]
 pub struct TrackPoint {
-    #[serde(default, deserialize_with = "lenient::opt_f64")]
     pub lat: Option<f64>,
-    #[serde(default, deserialize_with = "lenient::opt_f64")]
     pub lng: Option<f64>,
-    #[serde(default, deserialize_with = "lenient::opt_utc")]
     pub gps_time: Option<Timestamp>,
-    #[serde(default, deserialize_with = "lenient::opt_f64")]
     pub direction: Option<f64>,
     /// km/h (`gpsSpeed` here, not `speed`); -1 for TAG/beacon points.
-    #[serde(default, alias = "speed", deserialize_with = "lenient::opt_f64")]
+    /// `speed` is read when `gpsSpeed` is absent (module doc).
     pub gps_speed: Option<f64>,
     /// Numeric here: 1 GPS, 2 LBS, 3 WIFI, 5 BEACON (kept as text).
-    #[serde(default, deserialize_with = "lenient::opt_string")]
     pub pos_type: Option<String>,
-    #[serde(default, deserialize_with = "lenient::opt_i64")]
     pub satellite: Option<i64>,
-    #[serde(default, deserialize_with = "lenient::opt_flag")]
     pub ignition: Option<bool>,
     /// "ON"/"OFF" in this method.
-    #[serde(default, deserialize_with = "lenient::opt_flag")]
     pub acc_status: Option<bool>,
     /// 0 real time, 1 retransmitted (buffered).
-    #[serde(default, deserialize_with = "lenient::opt_i64")]
     pub gps_mode: Option<i64>,
-    #[serde(default, deserialize_with = "lenient::opt_i64")]
     pub confidence: Option<i64>,
 }
 
@@ -252,40 +256,24 @@ pub(crate) struct TrackData {
 
 /// An alarm of `jimi.device.alarm.list` (reference §5.6).
 #[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[serde(from = "AlarmWire")]
 pub struct Alarm {
-    #[serde(default, deserialize_with = "lenient::string")]
     pub imei: String,
-    #[serde(default, deserialize_with = "lenient::opt_string")]
     pub device_name: Option<String>,
-    #[serde(default, deserialize_with = "lenient::opt_string")]
     pub model: Option<String>,
-    #[serde(default, deserialize_with = "lenient::opt_string")]
     pub account: Option<String>,
     /// A number-as-string for device alarms ("1" SOS), an English token for
     /// platform alarms (`ACC_ON`, `overSpeed`, `in`, …).
-    #[serde(default, deserialize_with = "lenient::string")]
     pub alert_type_id: String,
     /// `alarmTypeName` in the doc's example and live code, `alertTypeName`
-    /// in the doc's table.
-    #[serde(
-        default,
-        alias = "alertTypeName",
-        deserialize_with = "lenient::opt_string"
-    )]
+    /// in the doc's table; `alarmTypeName` wins when both come (module doc).
     pub alarm_type_name: Option<String>,
-    #[serde(default, deserialize_with = "lenient::opt_utc")]
     pub alert_time: Option<Timestamp>,
-    #[serde(default, deserialize_with = "lenient::opt_utc")]
     pub positioning_time: Option<Timestamp>,
-    #[serde(default, deserialize_with = "lenient::opt_f64")]
     pub lat: Option<f64>,
-    #[serde(default, deserialize_with = "lenient::opt_f64")]
     pub lng: Option<f64>,
-    #[serde(default, deserialize_with = "lenient::opt_f64")]
     pub speed: Option<f64>,
     /// Fence id, for geofence alarms.
-    #[serde(default, deserialize_with = "lenient::opt_string")]
     pub geoid: Option<String>,
 }
 
@@ -353,36 +341,28 @@ pub struct ParkingPage {
     /// Rows of the whole query (all pages).
     #[serde(default, deserialize_with = "lenient::opt_i64")]
     pub data_total_rows: Option<i64>,
-    #[serde(default, deserialize_with = "lenient::vec_or_null")]
+    /// Rows that do not decode are skipped (and logged); the rest are kept.
+    #[serde(default, deserialize_with = "lenient::rows_or_null")]
     pub rows: Vec<ParkingRow>,
 }
 
 /// A trip of `jimi.device.track.mileage` (reference §5.4).
 #[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[serde(from = "TripWire")]
 pub struct Trip {
-    #[serde(default, deserialize_with = "lenient::string")]
     pub imei: String,
-    #[serde(default, deserialize_with = "lenient::opt_utc")]
     pub start_time: Option<Timestamp>,
-    #[serde(default, deserialize_with = "lenient::opt_utc")]
     pub end_time: Option<Timestamp>,
-    #[serde(default, deserialize_with = "lenient::opt_f64")]
     pub start_lat: Option<f64>,
-    #[serde(default, deserialize_with = "lenient::opt_f64")]
     pub start_lng: Option<f64>,
-    #[serde(default, deserialize_with = "lenient::opt_f64")]
     pub end_lat: Option<f64>,
-    #[serde(default, deserialize_with = "lenient::opt_f64")]
     pub end_lng: Option<f64>,
-    /// Seconds: `runTimeSecond` in the doc's table, `elapsed` in its example.
-    #[serde(default, alias = "elapsed", deserialize_with = "lenient::opt_i64")]
+    /// Seconds: `runTimeSecond` in the doc's table, `elapsed` in its example;
+    /// `runTimeSecond` wins when both come (module doc).
     pub run_time_second: Option<i64>,
     /// Metres.
-    #[serde(default, rename = "distance", deserialize_with = "lenient::opt_f64")]
     pub distance_m: Option<f64>,
     /// km/h.
-    #[serde(default, deserialize_with = "lenient::opt_f64")]
     pub avg_speed: Option<f64>,
 }
 
@@ -406,6 +386,155 @@ pub struct MileageTotal {
 pub struct MileagePage {
     pub trips: Vec<Trip>,
     pub totals: Vec<MileageTotal>,
+}
+
+// ---- wire forms of the rows with two spellings of a field -----------------
+//
+// Each spelling is its own field here, so a row with both decodes; `From`
+// picks the winner (module doc).
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TrackPointWire {
+    #[serde(default, deserialize_with = "lenient::opt_f64")]
+    lat: Option<f64>,
+    #[serde(default, deserialize_with = "lenient::opt_f64")]
+    lng: Option<f64>,
+    #[serde(default, deserialize_with = "lenient::opt_utc")]
+    gps_time: Option<Timestamp>,
+    #[serde(default, deserialize_with = "lenient::opt_f64")]
+    direction: Option<f64>,
+    #[serde(default, deserialize_with = "lenient::opt_f64")]
+    gps_speed: Option<f64>,
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    pos_type: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_i64")]
+    satellite: Option<i64>,
+    #[serde(default, deserialize_with = "lenient::opt_flag")]
+    ignition: Option<bool>,
+    #[serde(default, deserialize_with = "lenient::opt_flag")]
+    acc_status: Option<bool>,
+    #[serde(default, deserialize_with = "lenient::opt_i64")]
+    gps_mode: Option<i64>,
+    #[serde(default, deserialize_with = "lenient::opt_i64")]
+    confidence: Option<i64>,
+    /// The other spelling of `gpsSpeed`.
+    #[serde(default, deserialize_with = "lenient::opt_f64")]
+    speed: Option<f64>,
+}
+
+impl From<TrackPointWire> for TrackPoint {
+    fn from(w: TrackPointWire) -> Self {
+        TrackPoint {
+            lat: w.lat,
+            lng: w.lng,
+            gps_time: w.gps_time,
+            direction: w.direction,
+            gps_speed: w.gps_speed.or(w.speed),
+            pos_type: w.pos_type,
+            satellite: w.satellite,
+            ignition: w.ignition,
+            acc_status: w.acc_status,
+            gps_mode: w.gps_mode,
+            confidence: w.confidence,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AlarmWire {
+    #[serde(default, deserialize_with = "lenient::string")]
+    imei: String,
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    device_name: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    model: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    account: Option<String>,
+    #[serde(default, deserialize_with = "lenient::string")]
+    alert_type_id: String,
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    alarm_type_name: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_utc")]
+    alert_time: Option<Timestamp>,
+    #[serde(default, deserialize_with = "lenient::opt_utc")]
+    positioning_time: Option<Timestamp>,
+    #[serde(default, deserialize_with = "lenient::opt_f64")]
+    lat: Option<f64>,
+    #[serde(default, deserialize_with = "lenient::opt_f64")]
+    lng: Option<f64>,
+    #[serde(default, deserialize_with = "lenient::opt_f64")]
+    speed: Option<f64>,
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    geoid: Option<String>,
+    /// The doc table's spelling of `alarmTypeName`.
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    alert_type_name: Option<String>,
+}
+
+impl From<AlarmWire> for Alarm {
+    fn from(w: AlarmWire) -> Self {
+        Alarm {
+            imei: w.imei,
+            device_name: w.device_name,
+            model: w.model,
+            account: w.account,
+            alert_type_id: w.alert_type_id,
+            alarm_type_name: w.alarm_type_name.or(w.alert_type_name),
+            alert_time: w.alert_time,
+            positioning_time: w.positioning_time,
+            lat: w.lat,
+            lng: w.lng,
+            speed: w.speed,
+            geoid: w.geoid,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TripWire {
+    #[serde(default, deserialize_with = "lenient::string")]
+    imei: String,
+    #[serde(default, deserialize_with = "lenient::opt_utc")]
+    start_time: Option<Timestamp>,
+    #[serde(default, deserialize_with = "lenient::opt_utc")]
+    end_time: Option<Timestamp>,
+    #[serde(default, deserialize_with = "lenient::opt_f64")]
+    start_lat: Option<f64>,
+    #[serde(default, deserialize_with = "lenient::opt_f64")]
+    start_lng: Option<f64>,
+    #[serde(default, deserialize_with = "lenient::opt_f64")]
+    end_lat: Option<f64>,
+    #[serde(default, deserialize_with = "lenient::opt_f64")]
+    end_lng: Option<f64>,
+    #[serde(default, deserialize_with = "lenient::opt_i64")]
+    run_time_second: Option<i64>,
+    #[serde(default, rename = "distance", deserialize_with = "lenient::opt_f64")]
+    distance_m: Option<f64>,
+    #[serde(default, deserialize_with = "lenient::opt_f64")]
+    avg_speed: Option<f64>,
+    /// The doc example's spelling of `runTimeSecond`.
+    #[serde(default, deserialize_with = "lenient::opt_i64")]
+    elapsed: Option<i64>,
+}
+
+impl From<TripWire> for Trip {
+    fn from(w: TripWire) -> Self {
+        Trip {
+            imei: w.imei,
+            start_time: w.start_time,
+            end_time: w.end_time,
+            start_lat: w.start_lat,
+            start_lng: w.start_lng,
+            end_lat: w.end_lat,
+            end_lng: w.end_lng,
+            run_time_second: w.run_time_second.or(w.elapsed),
+            distance_m: w.distance_m,
+            avg_speed: w.avg_speed,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -561,5 +690,54 @@ mod tests {
         let empty: ParkingPage =
             serde_json::from_str(r#"{"rows":null}"#).unwrap_or_else(|e| panic!("{e}"));
         assert!(empty.rows.is_empty());
+        let one_bad: ParkingPage =
+            serde_json::from_str(r#"{"rows":[{"imei":"1"},"x",{"imei":"2"}]}"#)
+                .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(one_bad.rows.len(), 2);
+    }
+
+    #[test]
+    fn both_spellings_decode_and_the_documented_one_wins() {
+        fn de<T: serde::de::DeserializeOwned>(s: &str) -> T {
+            serde_json::from_str(s).unwrap_or_else(|e| panic!("{s}: {e}"))
+        }
+        // Both key orders, from text and from a `Value` (sorted keys).
+        for s in [
+            r#"{"imei":"1","runTimeSecond":12,"elapsed":"99"}"#,
+            r#"{"imei":"1","elapsed":"99","runTimeSecond":12}"#,
+        ] {
+            assert_eq!(de::<Trip>(s).run_time_second, Some(12));
+            let v: serde_json::Value = de(s);
+            assert_eq!(de::<Trip>(&v.to_string()).run_time_second, Some(12));
+        }
+        for s in [
+            r#"{"imei":"1","alarmTypeName":"SOS","alertTypeName":"Other"}"#,
+            r#"{"imei":"1","alertTypeName":"Other","alarmTypeName":"SOS"}"#,
+        ] {
+            assert_eq!(de::<Alarm>(s).alarm_type_name.as_deref(), Some("SOS"));
+        }
+        for s in [
+            r#"{"lat":1,"gpsSpeed":3,"speed":"7"}"#,
+            r#"{"lat":1,"speed":"7","gpsSpeed":3}"#,
+        ] {
+            assert_eq!(de::<TrackPoint>(s).gps_speed, Some(3.0));
+        }
+        // The other spelling fills in when the winner is absent or unreadable.
+        assert_eq!(
+            de::<Trip>(r#"{"runTimeSecond":"","elapsed":5}"#).run_time_second,
+            Some(5)
+        );
+        assert_eq!(
+            de::<Alarm>(r#"{"alarmTypeName":null,"alertTypeName":"SOS"}"#)
+                .alarm_type_name
+                .as_deref(),
+            Some("SOS")
+        );
+        assert_eq!(
+            de::<TrackPoint>(r#"{"gpsSpeed":"n/a","speed":4}"#).gps_speed,
+            Some(4.0)
+        );
+        assert_eq!(de::<TrackPoint>(r#"{"speed":4}"#).gps_speed, Some(4.0));
+        assert_eq!(de::<TrackPoint>(r#"{}"#).gps_speed, None);
     }
 }
