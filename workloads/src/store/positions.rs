@@ -29,6 +29,31 @@ SET gps_time = excluded.gps_time, lat = excluded.lat, lng = excluded.lng, speed 
     direction = excluded.direction, acc = excluded.acc, source = excluded.source, updated_at = now()
 WHERE lp.gps_time < excluded.gps_time";
 
+/// The `smallint` columns, with the values each may hold. A device that
+/// sends a value outside them (a heading of 99999) must not fail the whole
+/// batch's cast: that one field is stored as NULL.
+const SMALL_INTS: [(&str, i64, i64); 5] = [
+    ("direction", 0, 360),
+    ("satellites", 0, i16::MAX as i64),
+    ("acc", i16::MIN as i64, i16::MAX as i64),
+    ("gps_mode", i16::MIN as i64, i16::MAX as i64),
+    ("post_type", i16::MIN as i64, i16::MAX as i64),
+];
+
+fn null_out_of_range(row: &mut Value) {
+    let Some(obj) = row.as_object_mut() else {
+        return;
+    };
+    for (key, min, max) in SMALL_INTS {
+        if let Some(v) = obj.get_mut(key) {
+            let fits = v.is_null() || v.as_i64().is_some_and(|n| (min..=max).contains(&n));
+            if !fits {
+                *v = Value::Null;
+            }
+        }
+    }
+}
+
 /// Insert `rows` (JSON objects with the column names above; times as RFC
 /// 3339 text) within `tx`. Returns the number of new `positions` rows.
 pub async fn insert(
@@ -39,6 +64,8 @@ pub async fn insert(
     if rows.is_empty() {
         return Ok(0);
     }
+    let mut rows = rows;
+    rows.iter_mut().for_each(null_out_of_range);
     let rows = Value::Array(rows);
     let inserted = sqlx::query(POSITIONS)
         .bind(&rows)
@@ -52,4 +79,25 @@ pub async fn insert(
         .execute(&mut **tx)
         .await?;
     Ok(inserted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn out_of_range_small_ints_become_null_and_the_rest_stays() {
+        let mut row = json!({"imei": "1", "direction": 99999, "satellites": 12, "acc": 1,
+                             "gps_mode": 70000, "post_type": "x", "speed": 1e9});
+        null_out_of_range(&mut row);
+        assert_eq!(
+            row,
+            json!({"imei": "1", "direction": null, "satellites": 12, "acc": 1,
+                   "gps_mode": null, "post_type": null, "speed": 1e9})
+        );
+        let mut ok = json!({"direction": 360, "satellites": 0});
+        null_out_of_range(&mut ok);
+        assert_eq!(ok, json!({"direction": 360, "satellites": 0}));
+    }
 }
