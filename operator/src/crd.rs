@@ -512,6 +512,12 @@ pub struct GeocodingSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 100))]
     pub requests_per_second: Option<i32>,
+    /// User-Agent sent to the geocoder; Nominatim's usage policy asks for one
+    /// naming the application and a contact, e.g. "acme-fleet/1 (ops@acme.example)".
+    /// Default "FleetPipeline/<version> (fleet-ingest trips)".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 256), regex(pattern = r"^[ -~]+$"))]
+    pub user_agent: Option<String>,
 }
 
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]

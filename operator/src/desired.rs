@@ -365,6 +365,7 @@ pub fn resolve(fp: &FleetPipeline, default_image: &str) -> Result<DesiredPipelin
         geocoding: spec.geocoding.as_ref().map(|g| GeocodingConfig {
             url: g.url.clone(),
             requests_per_second: g.requests_per_second.unwrap_or(1).clamp(1, 100) as u32,
+            user_agent: g.user_agent.clone(),
         }),
         retention,
         event_time_guard,

@@ -184,6 +184,10 @@ pub struct JobConfig {
 pub struct GeocodingConfig {
     pub url: String,
     pub requests_per_second: u32,
+    /// The `User-Agent` sent to the geocoder (Nominatim's usage policy asks
+    /// for one that identifies the application and a contact).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

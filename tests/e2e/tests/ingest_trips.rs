@@ -66,6 +66,7 @@ impl Fixture {
         config.geocoding = Some(GeocodingConfig {
             url: geo.base_url(),
             requests_per_second,
+            user_agent: None,
         });
         let f = Fixture {
             db,

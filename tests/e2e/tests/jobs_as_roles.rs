@@ -21,6 +21,7 @@ use tracksolid_sim::{SimConfig, SimServer};
 
 const PIPELINE: &str = "kenya-fleet";
 const PUSH_TOKEN: &str = "push-token-for-roles";
+const USER_AGENT: &str = "fleet-e2e/1 (roles@example.invalid)";
 
 /// Write a login Secret's keys as the pod would see them mounted.
 async fn mount_login(env: &TestEnv, secret: &str, dir: &Path) -> Result<PathBuf> {
@@ -68,6 +69,7 @@ async fn every_workload_runs_as_its_own_role() -> Result<()> {
     m["spec"]["targets"][0]["endpoint"] = sim.endpoint().into();
     m["spec"]["geocoding"]["url"] = geo.base_url().into();
     m["spec"]["geocoding"]["requestsPerSecond"] = 20.into();
+    m["spec"]["geocoding"]["userAgent"] = USER_AGENT.into();
     ensure!(env.apply(&serde_json::to_string(&m)?)?.success);
     wait_ready(&env, PIPELINE).await?;
 
@@ -118,6 +120,16 @@ async fn every_workload_runs_as_its_own_role() -> Result<()> {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+
+    // The trips job geocoded with the User-Agent from the spec.
+    let asked = geo.state().requests();
+    ensure!(!asked.is_empty(), "trips asked the geocoder nothing");
+    ensure!(
+        asked
+            .iter()
+            .all(|r| r.user_agent.as_deref() == Some(USER_AGENT)),
+        "User-Agent from spec.geocoding.userAgent"
+    );
 
     // The receiver, as the Deployment runs it, logged in as the webhook role.
     let token = dir.join("token");

@@ -85,7 +85,11 @@ pub async fn run(ctx: &JobContext, opts: &TripsOptions) -> Vec<TargetOutcome> {
     };
     let nominatim = Nominatim::new(&NominatimOptions {
         base_url: g.url.clone(),
-        user_agent: opts.user_agent.clone(),
+        // The pipeline's setting, else the environment's or the default.
+        user_agent: g
+            .user_agent
+            .clone()
+            .unwrap_or_else(|| opts.user_agent.clone()),
         timeout: opts.geocoder_timeout,
     });
     match nominatim {

@@ -4,7 +4,7 @@
 //! | variable | default | meaning |
 //! |---|---|---|
 //! | `FLEET_TRIPS_LOOKBACK_HOURS` | 24 | trips starting this far back are fetched (and re-checked) each run |
-//! | `FLEET_GEOCODER_USER_AGENT` | `FleetPipeline/<version> (fleet-ingest trips)` | the `User-Agent` sent to the geocoder |
+//! | `FLEET_GEOCODER_USER_AGENT` | `FleetPipeline/<version> (fleet-ingest trips)` | the `User-Agent` sent to the geocoder when the config's `geocoding.userAgent` is unset |
 //! | `FLEET_GEOCODER_MAX_REQUESTS` | 600 | geocoder requests per run at most; the rest wait for the next run |
 //! | `FLEET_GEOCODER_TIMEOUT_SECONDS` | 10 | per geocoder request |
 //!
