@@ -129,15 +129,6 @@ where
     Ok(rows.rows)
 }
 
-/// A list that may come as `null` (→ empty).
-pub fn vec_or_null<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
