@@ -232,7 +232,14 @@ async fn converge(
     let db = match dereference::admin_login(&secrets, admin_secret) {
         Some(login) => {
             let pipeline = PipelineRef::new(ns, &desired.name, uid);
-            database::converge(&desired, &login, &pipeline, &logins.passwords).await
+            let started = Instant::now();
+            let result = database::converge(&desired, &login, &pipeline, &logins.passwords)
+                .instrument(info_span!("database"))
+                .await;
+            ctx.metrics
+                .database_duration
+                .observe(started.elapsed().as_secs_f64());
+            result
         }
         None => Err(DbError::AuthFailed(format!(
             "Secret {admin_secret:?} has no username or password"

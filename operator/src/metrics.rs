@@ -21,6 +21,8 @@ pub struct Metrics {
     pub reconciles: Counter,
     pub failures: Family<ErrorLabels, Counter>,
     pub duration: Histogram,
+    /// The database step alone (connect, claim, migrate, roles, health).
+    pub database_duration: Histogram,
     pub writes: Family<WriteLabels, Counter>,
 }
 
@@ -31,6 +33,7 @@ impl Metrics {
             reconciles: Counter::default(),
             failures: Family::default(),
             duration: Histogram::new(exponential_buckets(0.005, 2.0, 12)),
+            database_duration: Histogram::new(exponential_buckets(0.005, 2.0, 12)),
             writes: Family::default(),
         };
         let r = registry.sub_registry_with_prefix("fleet_operator");
@@ -44,6 +47,11 @@ impl Metrics {
             "reconcile_duration_seconds",
             "Time spent in one reconcile",
             m.duration.clone(),
+        );
+        r.register(
+            "database_step_duration_seconds",
+            "Time spent in one reconcile's database step (connect, claim, migrate, roles, health)",
+            m.database_duration.clone(),
         );
         r.register(
             "object_writes",

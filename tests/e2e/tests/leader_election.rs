@@ -257,6 +257,7 @@ async fn the_binary_serves_health_readiness_and_metrics() -> Result<()> {
     )
     .await?;
     ensure!(metrics.contains("# TYPE fleet_operator_reconcile_duration_seconds histogram"));
+    ensure!(metrics.contains("# TYPE fleet_operator_database_step_duration_seconds histogram"));
     op.stop();
     ensure!(
         op.log().contains("controller stopped"),
