@@ -6,18 +6,16 @@
 //! the event-time guard are refused and counted.
 
 use super::error::JobError;
-use super::outcome::{Tally, per_target};
-use super::window::{self, WindowArgs};
-use super::{JobContext, TargetOutcome, client_for, imeis};
-use crate::config::{JobKind, TargetConfig};
+use super::outcome::{Tally, TargetScope, per_target};
+use super::window::WindowArgs;
+use super::{JobContext, TargetOutcome};
+use crate::config::JobKind;
 use crate::push::Guard;
 use crate::store::alarms;
 use crate::tracksolid::types::{Alarm, is_real_fix};
 use jiff::Timestamp;
 use serde_json::{Value, json};
 use tracing::{info, warn};
-
-const ENDPOINT: &str = "alarms";
 
 /// Rows for the alarms table, and how many alarms were refused: no IMEI,
 /// type or time, or a time outside the event-time guard. An alarm without
@@ -52,19 +50,16 @@ pub fn rows(list: &[Alarm], guard: &Guard, now: Timestamp) -> (Vec<Value>, u64) 
 
 async fn fetch_and_store(
     ctx: &JobContext,
-    args: &WindowArgs,
-    target: &TargetConfig,
+    scope: &TargetScope,
     tally: &mut Tally,
 ) -> Result<(), JobError> {
-    let w = window::for_target(&ctx.pool, JobKind::Alarms, args, &target.name).await?;
-    let client = client_for(target, &ctx.pool).map_err(JobError::Setup)?;
-    let imeis = imeis::of_account(&client).await?;
-    if imeis.is_empty() {
-        info!("no devices");
-        return Ok(());
-    }
+    let TargetScope {
+        window: w,
+        client,
+        imeis,
+    } = scope;
     // Fetch: no database connection is held across the network calls.
-    let scan = client.alarms(&imeis, w.begin, w.end).await?;
+    let scan = client.alarms(imeis, w.begin, w.end).await?;
     if !scan.truncated.is_empty() {
         warn!(
             windows = scan.truncated.len(),
@@ -83,7 +78,7 @@ async fn fetch_and_store(
 
 /// Run the job for every target.
 pub async fn run(ctx: &JobContext, args: &WindowArgs) -> Vec<TargetOutcome> {
-    per_target(ctx, args, ENDPOINT, fetch_and_store).await
+    per_target(ctx, args, JobKind::Alarms, fetch_and_store).await
 }
 
 #[cfg(test)]

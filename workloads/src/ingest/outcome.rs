@@ -3,9 +3,11 @@
 
 use super::error::JobError;
 use super::log::{self, LogRow};
-use super::window::WindowArgs;
-use super::{JobContext, TargetOutcome};
-use crate::config::TargetConfig;
+use super::window::{self, Window, WindowArgs};
+use super::{JobContext, TargetOutcome, client_for, imeis};
+use crate::config::JobKind;
+use crate::store::token::PgTokenStore;
+use crate::tracksolid::TracksolidClient;
 use jiff::Timestamp;
 use tracing::{Instrument, info, info_span, warn};
 
@@ -72,27 +74,50 @@ pub async fn finish(
     }
 }
 
+/// What a windowed job works on for one target, read before anything is
+/// written: the planned window, the account's client and its IMEIs (from the
+/// API's device list: the `devices` table may be stale or not filled yet).
+pub struct TargetScope {
+    pub window: Window,
+    pub client: TracksolidClient<PgTokenStore>,
+    pub imeis: Vec<String>,
+}
+
 /// Run a windowed job (`track`, `alarms`, `parking`) for every target, one
-/// after the other: `fetch_and_store` adds what it writes to the tally, and
-/// each target ends with its `ingestion_log` row, failed or not.
+/// after the other: plan the window, list the account's devices, then
+/// `fetch_and_store` adds what it writes to the tally (an account without
+/// devices has nothing to fetch), and each target ends with its
+/// `ingestion_log` row, failed or not.
 pub async fn per_target(
     ctx: &JobContext,
     args: &WindowArgs,
-    endpoint: &'static str,
-    fetch_and_store: impl AsyncFn(
-        &JobContext,
-        &WindowArgs,
-        &TargetConfig,
-        &mut Tally,
-    ) -> Result<(), JobError>,
+    job: JobKind,
+    fetch_and_store: impl AsyncFn(&JobContext, &TargetScope, &mut Tally) -> Result<(), JobError>,
 ) -> Vec<TargetOutcome> {
+    let endpoint = job.as_str();
     let mut out = Vec::new();
     for target in &ctx.config.targets {
         let span = info_span!("target", job = endpoint, target = %target.name);
         let outcome = async {
             let started = Timestamp::now();
             let mut tally = Tally::default();
-            let error = fetch_and_store(ctx, args, target, &mut tally).await.err();
+            let error = async {
+                let window = window::for_target(&ctx.pool, job, args, &target.name).await?;
+                let client = client_for(target, &ctx.pool).map_err(JobError::Setup)?;
+                let imeis = imeis::of_account(&client).await?;
+                if imeis.is_empty() {
+                    info!("no devices");
+                    return Ok(());
+                }
+                let scope = TargetScope {
+                    window,
+                    client,
+                    imeis,
+                };
+                fetch_and_store(ctx, &scope, &mut tally).await
+            }
+            .await
+            .err();
             finish(ctx, endpoint, &target.name, started, tally, error).await
         }
         .instrument(span)

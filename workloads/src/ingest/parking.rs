@@ -7,18 +7,16 @@
 //! and counted.
 
 use super::error::JobError;
-use super::outcome::{Tally, per_target};
-use super::window::{self, WindowArgs};
-use super::{JobContext, TargetOutcome, client_for, imeis};
-use crate::config::{JobKind, TargetConfig};
+use super::outcome::{Tally, TargetScope, per_target};
+use super::window::WindowArgs;
+use super::{JobContext, TargetOutcome};
+use crate::config::JobKind;
 use crate::push::Guard;
 use crate::store::parking;
 use crate::tracksolid::types::{AccType, ParkingRow, is_real_fix};
 use jiff::Timestamp;
 use serde_json::{Value, json};
 use tracing::info;
-
-const ENDPOINT: &str = "parking";
 
 /// The `kind` column for an `acc_type`.
 pub fn kind(acc: AccType) -> &'static str {
@@ -68,22 +66,19 @@ pub fn rows(acc: AccType, list: &[ParkingRow], guard: &Guard, now: Timestamp) ->
 
 async fn fetch_and_store(
     ctx: &JobContext,
-    args: &WindowArgs,
-    target: &TargetConfig,
+    scope: &TargetScope,
     tally: &mut Tally,
 ) -> Result<(), JobError> {
-    let w = window::for_target(&ctx.pool, JobKind::Parking, args, &target.name).await?;
-    let client = client_for(target, &ctx.pool).map_err(JobError::Setup)?;
-    let imeis = imeis::of_account(&client).await?;
-    if imeis.is_empty() {
-        info!("no devices");
-        return Ok(());
-    }
+    let TargetScope {
+        window: w,
+        client,
+        imeis,
+    } = scope;
     // Fetch both kinds: no database connection is held across the calls.
     let mut all = Vec::new();
     let mut rejected = 0;
     for acc in [AccType::Parking, AccType::Idling] {
-        let fetched = client.parking(&imeis, w.begin, w.end, acc).await?;
+        let fetched = client.parking(imeis, w.begin, w.end, acc).await?;
         let (rows, r) = rows(acc, &fetched, &ctx.guard, Timestamp::now());
         info!(kind = kind(acc), fetched = fetched.len(), "periods fetched");
         all.extend(rows);
@@ -106,7 +101,7 @@ async fn fetch_and_store(
 
 /// Run the job for every target.
 pub async fn run(ctx: &JobContext, args: &WindowArgs) -> Vec<TargetOutcome> {
-    per_target(ctx, args, ENDPOINT, fetch_and_store).await
+    per_target(ctx, args, JobKind::Parking, fetch_and_store).await
 }
 
 #[cfg(test)]

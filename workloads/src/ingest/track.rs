@@ -6,10 +6,10 @@
 //! arrive.
 
 use super::error::JobError;
-use super::outcome::{Tally, per_target};
-use super::window::{self, WindowArgs};
-use super::{JobContext, TargetOutcome, client_for, imeis};
-use crate::config::{JobKind, TargetConfig};
+use super::outcome::{Tally, TargetScope, per_target};
+use super::window::WindowArgs;
+use super::{JobContext, TargetOutcome};
+use crate::config::JobKind;
 use crate::push::Guard;
 use crate::store::positions;
 use crate::tracksolid::types::TrackPoint;
@@ -18,7 +18,6 @@ use jiff::Timestamp;
 use serde_json::{Value, json};
 use tracing::{info, warn};
 
-const ENDPOINT: &str = "track";
 /// Rows held before a write: bounds memory on a long catch-up, and keeps
 /// each transaction short.
 const FLUSH_ROWS: usize = 20_000;
@@ -81,18 +80,19 @@ async fn flush(ctx: &JobContext, pending: &mut Vec<Value>) -> Result<u64, JobErr
 
 async fn fetch_and_store(
     ctx: &JobContext,
-    args: &WindowArgs,
-    target: &TargetConfig,
+    scope: &TargetScope,
     tally: &mut Tally,
 ) -> Result<(), JobError> {
-    let w = window::for_target(&ctx.pool, JobKind::Track, args, &target.name).await?;
-    let client = client_for(target, &ctx.pool).map_err(JobError::Setup)?;
-    let imeis = imeis::of_account(&client).await?;
+    let TargetScope {
+        window: w,
+        client,
+        imeis,
+    } = scope;
     info!(devices = imeis.len(), begin = %w.begin, end = %w.end, "track window");
     let mut pending = Vec::new();
     let mut skipped = 0u64;
     let mut failure = None;
-    for imei in &imeis {
+    for imei in imeis {
         // No database connection is held across this call.
         match client.track(imei, w.begin, w.end).await {
             Ok(track) => {
@@ -123,7 +123,7 @@ async fn fetch_and_store(
 
 /// Run the job for every target.
 pub async fn run(ctx: &JobContext, args: &WindowArgs) -> Vec<TargetOutcome> {
-    per_target(ctx, args, ENDPOINT, fetch_and_store).await
+    per_target(ctx, args, JobKind::Track, fetch_and_store).await
 }
 
 #[cfg(test)]
