@@ -107,11 +107,11 @@ fn value<'a>(secret: &'a Secret, key: &str) -> Option<&'a [u8]> {
         .filter(|v| !v.is_empty())
 }
 
-/// Why an existing Secret cannot be used as it is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What to do with the live Secret.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verdict {
     /// Use its password.
-    Keep,
+    Keep(SecretString),
     /// Missing or malformed: write a new password.
     Repair,
     /// A rotation was asked for: write a new password.
@@ -128,12 +128,14 @@ pub fn judge(live: Option<&Secret>, uid: &str, expected_user: &str, rotation: &s
     if !meta::is_owned_by(&s.metadata, uid) {
         return Verdict::Foreign;
     }
-    let well_formed = s.type_.as_deref() == Some(SECRET_TYPE)
-        && value(s, "username") == Some(expected_user.as_bytes())
-        && value(s, "password").is_some_and(|p| std::str::from_utf8(p).is_ok());
-    if !well_formed {
+    let password = value(s, "password").and_then(|p| std::str::from_utf8(p).ok());
+    let (Some(password), true) = (
+        password,
+        s.type_.as_deref() == Some(SECRET_TYPE)
+            && value(s, "username") == Some(expected_user.as_bytes()),
+    ) else {
         return Verdict::Repair;
-    }
+    };
     let recorded = s
         .metadata
         .annotations
@@ -144,7 +146,7 @@ pub fn judge(live: Option<&Secret>, uid: &str, expected_user: &str, rotation: &s
     if recorded != rotation {
         Verdict::Rotate
     } else {
-        Verdict::Keep
+        Verdict::Keep(SecretString::new(password))
     }
 }
 
@@ -168,15 +170,9 @@ pub async fn ensure(
             &username(desired, role),
             rotation,
         );
+        let rotating = verdict == Verdict::Rotate;
         let password = match verdict {
-            Verdict::Keep => live
-                .as_ref()
-                .and_then(|s| value(s, "password"))
-                .and_then(|p| std::str::from_utf8(p).ok())
-                .map(SecretString::new)
-                .ok_or_else(|| Error::CredentialsConflict {
-                    secret: name.clone(),
-                })?,
+            Verdict::Keep(password) => password,
             Verdict::Foreign => return Err(Error::CredentialsConflict { secret: name }),
             Verdict::Repair | Verdict::Rotate => {
                 let password = password::generate();
@@ -187,9 +183,9 @@ pub async fn ensure(
                     &Patch::Apply(&secret),
                 )
                 .await?;
-                info!(secret = %name, rotated = verdict == Verdict::Rotate, "database login written");
+                info!(secret = %name, rotated = rotating, "database login written");
                 logins.written.push(name);
-                if verdict == Verdict::Rotate {
+                if rotating {
                     logins.rotated.push(role);
                 }
                 password
@@ -243,7 +239,10 @@ mod tests {
             &owner,
         );
         assert_eq!(judge(None, &owner.uid, &user, "r1"), Verdict::Repair);
-        assert_eq!(judge(Some(&ours), &owner.uid, &user, "r1"), Verdict::Keep);
+        assert_eq!(
+            judge(Some(&ours), &owner.uid, &user, "r1"),
+            Verdict::Keep(SecretString::new("pw"))
+        );
         assert_eq!(judge(Some(&ours), &owner.uid, &user, "r2"), Verdict::Rotate);
         assert_eq!(
             judge(Some(&ours), "other-uid", &user, "r1"),

@@ -7,6 +7,7 @@
 //! Every connection is short: one connection per reconcile, with a connect
 //! timeout, so an unreachable database never stalls the controller.
 
+use crate::db::error::classify;
 use crate::db::{
     self, ApplyReport, DbError, DesiredRoles, DropReport, Endpoint, PipelineRef, SecretString,
     WorkloadRole,
@@ -38,10 +39,6 @@ pub fn endpoint(config: &DatabaseConfig) -> Endpoint {
         database: config.name.clone(),
         ssl_mode: config.ssl_mode.clone(),
     }
-}
-
-fn classify(e: sqlx::Error) -> DbError {
-    db::error::classify(e)
 }
 
 /// Health of one scheduled endpoint, from `v_ingest_health`.
