@@ -20,7 +20,6 @@
 use crate::webhook::release_binary;
 use anyhow::{Context as _, Result, anyhow, ensure};
 use fleet_e2e::TestDb;
-use fleet_workloads::config::TargetConfig;
 use fleet_workloads::store::{connect, schema};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -153,31 +152,12 @@ async fn one_size(devices: usize, runs: usize) -> Result<(Measured, Duration)> {
     let pool = connect::pool(connect::from_url(&db.url(), schema_name)?, 1).await?;
     schema::migrate(&pool, schema_name).await?;
     let sim = SimServer::start(SimConfig::for_tests(devices, 3)).await?;
-    let account = sim.state().accounts()[0].clone();
 
     let dir = std::env::temp_dir().join(format!(
         "fleet-bench-ingest-{}-{devices}",
         std::process::id()
     ));
-    let creds = dir.join("targets/hk");
-    std::fs::create_dir_all(&creds)?;
-    for (k, v) in [
-        ("appKey", &account.app_key),
-        ("appSecret", &account.app_secret),
-        ("userId", &account.user_id),
-        ("userPassword", &account.password),
-    ] {
-        std::fs::write(creds.join(k), v)?;
-    }
-    let mut config = fleet_e2e::workload_config(&db.name, schema_name);
-    config.targets = vec![TargetConfig {
-        name: "hk".into(),
-        endpoint: sim.endpoint(),
-        credentials_dir: creds.display().to_string(),
-        protocol: Default::default(),
-    }];
-    let config_path = dir.join("config.json");
-    std::fs::write(&config_path, config.to_json())?;
+    let config_path = fleet_e2e::write_sim_config(&dir, &db.name, schema_name, &sim)?;
     let bin = release_binary("fleet-ingest")?;
 
     let mut measured = Vec::new();

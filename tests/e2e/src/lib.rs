@@ -804,3 +804,33 @@ pub fn write_account_credentials(
         &account.password,
     )
 }
+
+/// A rendered pipeline config in `dir` with one target, `hk`, on the
+/// simulator's first account (its credentials written under
+/// `dir/targets/hk`), storing into `schema` of database `db`. Returns the
+/// config file's path.
+pub fn write_sim_config(
+    dir: &Path,
+    db: &str,
+    schema: &str,
+    sim: &tracksolid_sim::SimServer,
+) -> Result<PathBuf> {
+    let account = sim
+        .state()
+        .accounts()
+        .first()
+        .cloned()
+        .ok_or_else(|| anyhow!("the simulator has no accounts"))?;
+    let creds = dir.join("targets/hk");
+    write_account_credentials(&creds, &account)?;
+    let mut config = workload_config(db, schema);
+    config.targets = vec![fleet_workloads::config::TargetConfig {
+        name: "hk".into(),
+        endpoint: sim.endpoint(),
+        credentials_dir: creds.display().to_string(),
+        protocol: Default::default(),
+    }];
+    let path = dir.join("config.json");
+    std::fs::write(&path, config.to_json())?;
+    Ok(path)
+}

@@ -10,7 +10,6 @@
 
 use anyhow::{Context as _, Result, anyhow, ensure};
 use fleet_e2e::{TestDb, repo_root, state_dir, workspace_binary};
-use fleet_workloads::config::TargetConfig;
 use fleet_workloads::store::{connect, schema};
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Command, Stdio};
@@ -53,27 +52,8 @@ async fn an_ingest_run_cut_off_by_a_postgres_crash_fails_cleanly_and_the_next_ca
     pool.close().await;
 
     let sim = SimServer::start(SimConfig::for_tests(DEVICES, 11)).await?;
-    let account = sim.state().accounts()[0].clone();
     let dir = std::env::temp_dir().join(format!("fleet-fault-ingest-{}", std::process::id()));
-    let creds = dir.join("targets/hk");
-    std::fs::create_dir_all(&creds)?;
-    for (k, v) in [
-        ("appKey", &account.app_key),
-        ("appSecret", &account.app_secret),
-        ("userId", &account.user_id),
-        ("userPassword", &account.password),
-    ] {
-        std::fs::write(creds.join(k), v)?;
-    }
-    let mut config = fleet_e2e::workload_config(&db.name, SCHEMA);
-    config.targets = vec![TargetConfig {
-        name: "hk".into(),
-        endpoint: sim.endpoint(),
-        credentials_dir: creds.display().to_string(),
-        protocol: Default::default(),
-    }];
-    let config_path = dir.join("config.json");
-    std::fs::write(&config_path, config.to_json())?;
+    let config_path = fleet_e2e::write_sim_config(&dir, &db.name, SCHEMA, &sim)?;
     let command = || -> Result<Command> {
         let mut c = Command::new(workspace_binary("fleet-ingest")?);
         c.arg("positions")
